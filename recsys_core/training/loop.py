@@ -1,0 +1,281 @@
+"""The training loop shared by every strategy: batches, losses, early stopping.
+
+One step draws a batch of (user, positive item) pairs from each domain being trained
+(the target alone, or source and target together for joint training), computes the
+recommendation loss per domain, adds the strategy's extra term (L2-SP, distillation,
+domain alignment) and takes an Adam step. Validation (NDCG@10 on the target's valid
+interactions) decides early stopping and which epoch's weights are kept; test is never
+looked at.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from recsys_core.models.two_tower import TwoTower
+from recsys_core.training.callbacks import Callbacks, ProgressEvent
+
+Loss = Literal["bpr", "softmax"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (one per training stage)."""
+
+    epochs: int = 40
+    """upper bound on epochs; early stopping usually ends sooner."""
+    batch_size: int = 4096
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    """L2 on the rows touched by a batch (embedding-style regularisation)."""
+    loss: Loss = "softmax"
+    """bpr: pairwise with one uniform negative; softmax: sampled softmax over in-batch
+    positives plus shared uniform negatives (accidental hits masked)."""
+    n_negatives: int = 256
+    """uniform negatives per batch for the softmax loss."""
+    temperature: float = 0.1
+    """softmax temperature on the scores (the scorer is a dot product)."""
+    patience: int = 4
+    """epochs without validation gain before stopping (0 = never stop early)."""
+    eval_every: int = 1
+    seed: int = 0
+    amp: bool = True
+    """bfloat16 autocast on CUDA (ignored on CPU)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 10_000:
+            raise ValueError(f"epochs must be between 1 and 10000, got {self.epochs}")
+        if not 8 <= self.batch_size <= 1_000_000:
+            raise ValueError(f"batch_size must be between 8 and 1000000, got {self.batch_size}")
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr must be in (0, 10), got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.loss not in ("bpr", "softmax"):
+            raise ValueError(f"loss must be 'bpr' or 'softmax', not {self.loss!r}")
+        if self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
+        if not 0 < self.temperature <= 10:
+            raise ValueError(f"temperature must be in (0, 10], got {self.temperature}")
+        if self.patience < 0 or self.eval_every < 1:
+            raise ValueError("patience must be >= 0 and eval_every >= 1")
+
+
+@dataclass
+class DomainData:
+    """Training pairs of one domain in joint indices.
+
+    Attributes:
+        users, items: int64 (n,) positive pairs.
+        pool: int64 (m,) the items negatives are drawn from (this domain's catalogue).
+        history: (n_joint_users, n_joint_items) csr used for history pooling.
+        weight: multiplier of this domain's loss.
+    """
+
+    name: str
+    users: np.ndarray
+    items: np.ndarray
+    pool: np.ndarray
+    history: sp.csr_matrix
+    weight: float = 1.0
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class StepContext:
+    """What an extra loss term sees at each step."""
+
+    model: TwoTower
+    item_vecs: torch.Tensor
+    batches: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    user_vecs: dict[str, torch.Tensor]
+    progress: float
+    step: int
+
+
+ExtraLoss = Callable[[StepContext], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: float = float("nan")
+    seconds: float = 0.0
+    epochs_run: int = 0
+
+
+class _DeviceDomain:
+    """DomainData moved to the device once (pairs, pools, csr structure)."""
+
+    def __init__(self, d: DomainData, device: torch.device) -> None:
+        self.name, self.weight = d.name, d.weight
+        self.users = torch.from_numpy(d.users.astype(np.int64)).to(device)
+        self.items = torch.from_numpy(d.items.astype(np.int64)).to(device)
+        self.pool = torch.from_numpy(d.pool.astype(np.int64)).to(device)
+        h = d.history.tocsr()
+        self.indptr = torch.from_numpy(h.indptr.astype(np.int64)).to(device)
+        self.indices = torch.from_numpy(h.indices.astype(np.int64)).to(device)
+        self.n = len(d)
+
+
+def mark_trained(model: TwoTower, domains: list[DomainData]) -> None:
+    """Flag the users and items that appear in training pairs (their id rows now count)."""
+    for d in domains:
+        model.trained_user[torch.from_numpy(np.unique(d.users))] = True
+        model.trained_item[torch.from_numpy(np.unique(d.items))] = True
+
+
+def _rec_loss(
+    model: TwoTower,
+    cfg: TrainConfig,
+    user_vec: torch.Tensor,
+    pos: torch.Tensor,
+    pool: torch.Tensor,
+    item_vecs: torch.Tensor,
+    biases: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """Recommendation loss for one domain's batch. user_vec (B, d), pos (B,)."""
+    dev = pos.device
+    pos_score = (user_vec * item_vecs[pos]).sum(1) + biases[pos]
+    if cfg.loss == "bpr":
+        neg = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
+        neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
+        return -F.logsigmoid(pos_score - neg_score).mean()
+    # Sampled softmax: in-batch positives plus shared uniform negatives. A candidate equal
+    # to the row's own positive (an accidental hit) is masked out of the negatives.
+    uni = pool[torch.randint(len(pool), (cfg.n_negatives,), generator=gen, device="cpu").to(dev)]
+    cand = torch.cat([pos, uni])
+    logits = (user_vec @ item_vecs[cand].T + biases[cand]) / cfg.temperature
+    hit = cand.unsqueeze(0) == pos.unsqueeze(1)
+    eye = torch.zeros_like(hit)
+    eye[:, : len(pos)] = torch.eye(len(pos), dtype=torch.bool, device=dev)
+    logits = logits.masked_fill(hit & ~eye, float("-inf"))
+    target = torch.arange(len(pos), device=dev)
+    return F.cross_entropy(logits, target)
+
+
+def train(
+    model: TwoTower,
+    domains: list[DomainData],
+    cfg: TrainConfig,
+    *,
+    validate: Callable[[], float] | None = None,
+    extra_loss: ExtraLoss | None = None,
+    params: list[torch.nn.Parameter] | None = None,
+    callbacks: Callbacks | None = None,
+    stage: str = "train",
+    device: torch.device | str = "cpu",
+) -> TrainResult:
+    """Train ``model`` on ``domains`` (the first one defines the epoch length).
+
+    Keeps the weights of the best validation epoch (when ``validate`` is given) and
+    restores them at the end. ``params`` restricts what is optimised (frozen layers).
+    Raises :class:`Cancelled` when the callbacks ask to stop.
+    """
+    cb = callbacks or Callbacks()
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.to(device)
+    mark_trained(model, domains)
+    dd = [_DeviceDomain(d, device) for d in domains]
+    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=cfg.lr) if trainable else None
+    main = dd[0]
+    steps_per_epoch = max(1, math.ceil(main.n / cfg.batch_size))
+    total_steps = steps_per_epoch * cfg.epochs
+    use_amp = cfg.amp and device.type == "cuda"
+    result = TrainResult()
+    best_state = None
+    bad_epochs = 0
+    t0 = time.perf_counter()
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(main.n, generator=gen).to(device)
+        epoch_loss, n_batches = 0.0, 0
+        for b in range(steps_per_epoch):
+            cb.check_cancel()
+            batches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+            for d in dd:
+                if d is main:
+                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                else:
+                    idx = torch.randint(d.n, (min(cfg.batch_size, d.n),), generator=gen).to(device)
+                batches[d.name] = (d.users[idx], d.items[idx])
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                item_vecs = model.item_vectors()
+                biases = model.item_biases()
+                loss = torch.zeros((), device=device)
+                user_vecs: dict[str, torch.Tensor] = {}
+                for d in dd:
+                    u, i = batches[d.name]
+                    hs = hc = None
+                    if model.config.use_history:
+                        hs, hc = model.sampled_history(u, i, d.indptr, d.indices, item_vecs, gen_for(device, gen))
+                    uv = model.user_vectors_from_sum(u, hs, hc)
+                    user_vecs[d.name] = uv
+                    loss = loss + d.weight * _rec_loss(model, cfg, uv, i, d.pool, item_vecs, biases, gen)
+                    if cfg.weight_decay:
+                        loss = loss + cfg.weight_decay * (
+                            uv.pow(2).sum(1).mean() + item_vecs[i].pow(2).sum(1).mean()
+                        )
+                if extra_loss is not None:
+                    ctx = StepContext(model, item_vecs, batches, user_vecs, step / total_steps, step)
+                    loss = loss + extra_loss(ctx)
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            epoch_loss += float(loss.detach())
+            n_batches += 1
+            step += 1
+        row = {"epoch": epoch, "loss": epoch_loss / n_batches, "seconds": time.perf_counter() - t0}
+        if validate is not None and epoch % cfg.eval_every == 0:
+            val = float(validate())
+            row["val_ndcg@10"] = val
+            if not (val <= result.best_val):  # first epoch, or an improvement
+                result.best_val, result.best_epoch = val, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+        result.history.append(row)
+        result.epochs_run = epoch
+        cb.progress(
+            ProgressEvent(
+                stage=stage,
+                epoch=epoch,
+                epochs=cfg.epochs,
+                step=step,
+                loss=row["loss"],
+                val_metric=row.get("val_ndcg@10"),
+                seconds=row["seconds"],
+                fraction=epoch / cfg.epochs,
+            )
+        )
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def gen_for(device: torch.device, cpu_gen: torch.Generator) -> torch.Generator | None:
+    """A generator usable for sampling on ``device`` (CUDA sampling uses the global RNG)."""
+    return cpu_gen if device.type == "cpu" else None
