@@ -220,7 +220,7 @@ def run_strategies(
     "queued"); otherwise they are created here. A failing strategy is recorded as failed
     and the others still run; cancellation marks the current run cancelled and stops.
     """
-    from recsys_core.evaluation.evaluate import EvalConfig, evaluate
+    from recsys_core.evaluation.evaluate import EvalConfig, evaluate, validation_metric
 
     cb = callbacks or Callbacks()
     device = choose_device(request.device)
@@ -254,6 +254,11 @@ def run_strategies(
             fitted = strategy.fit(ctx)
             t_fit = time.perf_counter() - t0
             cb.check_cancel()
+            # Validation score of every run, so comparisons can pick the best baseline
+            # on validation rather than on test.
+            fitted.info["val_ndcg@10"] = validation_metric(
+                fitted.scorer, scn.split, metric="ndcg", k=10, device=str(device)
+            )
             cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
             result = evaluate(
                 fitted.scorer, scn.split, EvalConfig(n_boot=request.n_boot, seed=request.settings.seed, device=str(device))

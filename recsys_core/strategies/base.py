@@ -233,7 +233,12 @@ def stage_vectors(model: TwoTower, scn: Scenario, history: sp.csr_matrix) -> dic
 
             hs, hc = _pool(history, items, items.device)
         uv = model.user_vectors_from_sum(users, hs, hc)
-    return {"items": items.float().cpu().numpy(), "users": uv.float().cpu().numpy()}
+        bias = model.item_biases()
+    return {
+        "items": items.float().cpu().numpy(),
+        "users": uv.float().cpu().numpy(),
+        "item_bias": bias.float().cpu().numpy(),
+    }
 
 
 def new_model(ctx: Context, dim: int | None = None) -> TwoTower:
