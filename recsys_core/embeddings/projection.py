@@ -1,0 +1,208 @@
+"""Joint 2-D maps of embeddings (UMAP or PCA), cached on disk by content.
+
+The caller stacks every stage it wants to show into one array and projects it once, so
+that all stages share one map and positions can be compared across stages. PCA is a numpy
+SVD and returns at once; UMAP (umap-learn, imported lazily) is much slower, above all the
+first call in a fresh process, which compiles numba code (~45 s). Results are therefore
+cached as ``.npy`` files named by a sha256 of the input bytes and the parameters, so the
+app can show the PCA map at once, ask :func:`cached_projection` whether the UMAP map is
+ready, and a background job can precompute it after training.
+
+No pickle: ``np.save``/``np.load`` with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Method = Literal["umap", "pca"]
+_METHODS = ("umap", "pca")
+# Bump when the fitting code changes in a way that changes its output, so stale cache
+# files are not served.
+_CACHE_VERSION = 1
+
+
+def _validate(X: np.ndarray, method: str, n_neighbors: int, min_dist: float) -> np.ndarray:
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'umap' or 'pca', not {method!r}")
+    A = np.ascontiguousarray(np.asarray(X))
+    if A.ndim != 2 or A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {A.shape}")
+    if not np.issubdtype(A.dtype, np.number):
+        raise ValueError(f"X must be numeric, got dtype {A.dtype}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("X contains NaN or infinite values; drop or fix those rows first")
+    if int(n_neighbors) != n_neighbors or n_neighbors < 2:
+        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors}")
+    if not 0.0 <= min_dist <= 1.0:
+        raise ValueError(f"min_dist must be between 0 and 1, got {min_dist}")
+    return A
+
+
+def _params(method: str, seed: int, n_neighbors: int, min_dist: float) -> dict:
+    """The parameters that change the output of ``method`` (PCA ignores the UMAP knobs,
+    so a PCA map is not recomputed when only n_neighbors changes)."""
+    if method == "pca":
+        return {"method": "pca", "version": _CACHE_VERSION}
+    return {
+        "method": "umap",
+        "version": _CACHE_VERSION,
+        "seed": int(seed),
+        "n_neighbors": int(n_neighbors),
+        "min_dist": float(min_dist),
+    }
+
+
+def cache_key(
+    X: np.ndarray, method: Method, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
+) -> str:
+    """sha256 hex digest of X's bytes, dtype and shape plus the relevant parameters."""
+    A = _validate(X, method, n_neighbors, min_dist)
+    h = hashlib.sha256()
+    h.update(json.dumps(_params(method, seed, n_neighbors, min_dist), sort_keys=True).encode())
+    h.update(f"{A.dtype.str}|{A.shape}".encode())
+    h.update(A.tobytes())
+    return h.hexdigest()
+
+
+def _cache_path(cache_dir: Path, method: str, key: str) -> Path:
+    return Path(cache_dir) / f"{method}-{key[:40]}.npy"
+
+
+def _load(path: Path, n: int) -> np.ndarray | None:
+    """The cached array, or None when missing, unreadable or of the wrong shape."""
+    try:
+        Y = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if Y.shape != (n, 2) or not np.all(np.isfinite(Y)):
+        return None
+    return Y.astype(np.float64, copy=False)
+
+
+def _save_atomic(path: Path, Y: np.ndarray) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, Y, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fit_pca(X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """First two principal components of X, shape (n, 2), float64.
+
+    Signs are fixed so that the largest-magnitude loading of each component is positive
+    (as sklearn's svd_flip), so the same data always gives the same picture. Missing
+    components (d == 1, or n == 1) are zeros.
+    """
+    A = np.asarray(X, dtype=np.float64)
+    A = A - A.mean(axis=0)
+    n = A.shape[0]
+    out = np.zeros((n, 2))
+    if n < 2:
+        return out
+    _, _, Vt = np.linalg.svd(A, full_matrices=False)
+    comps = Vt[:2]
+    signs = np.sign(comps[np.arange(len(comps)), np.argmax(np.abs(comps), axis=1)])
+    signs[signs == 0] = 1.0
+    out[:, : len(comps)] = A @ (comps * signs[:, None]).T
+    return out
+
+
+def _fit_umap(X: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
+    """UMAP to 2-D with cosine distance (how the scorer compares vectors), shape (n, 2).
+
+    Fixed random_state makes it reproducible (and single-threaded). Fewer than 4 points
+    cannot make a neighbour graph: PCA is used instead.
+    """
+    n = X.shape[0]
+    if n < 4:
+        return _fit_pca(X, seed)
+    import umap  # lazy: importing umap-learn pulls numba and takes seconds
+
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=int(min(n_neighbors, n - 1)),
+        min_dist=float(min_dist),
+        metric="cosine",
+        random_state=int(seed),
+    )
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden to 1 by setting random_state" and spectral-init
+        # fallbacks on tiny graphs: expected, not the analyst's concern.
+        warnings.simplefilter("ignore")
+        Y = reducer.fit_transform(np.asarray(X, dtype=np.float32))
+    return np.asarray(Y, dtype=np.float64)
+
+
+def cached_projection(
+    X: np.ndarray,
+    method: Method,
+    cache_dir: Path | str | None,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> np.ndarray | None:
+    """The cached projection of X if it is on disk, else None; never computes anything.
+
+    Same arguments as :func:`project_2d`. Returns float64 (n, 2) or None.
+    """
+    if cache_dir is None:
+        return None
+    key = cache_key(X, method, seed, n_neighbors, min_dist)
+    return _load(_cache_path(Path(cache_dir), method, key), np.shape(X)[0])
+
+
+def project_2d(
+    X: np.ndarray,
+    method: Method = "umap",
+    cache_dir: Path | str | None = None,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> np.ndarray:
+    """Project all rows of X to 2-D in one joint fit, reading and filling the disk cache.
+
+    Args:
+        X: shape (n, d), every point to show (stack the stages first so they share a map).
+        method: "pca" (instant, linear) or "umap" (slow first call, keeps neighbourhoods).
+        cache_dir: folder for cached results; None disables caching.
+        seed: random state of UMAP (PCA is deterministic).
+        n_neighbors: UMAP neighbourhood size (capped at n - 1); larger favours global shape.
+        min_dist: UMAP minimum distance between points in the map, in [0, 1].
+
+    Returns:
+        float64 array of shape (n, 2), row i the map position of row i of X.
+    """
+    A = _validate(X, method, n_neighbors, min_dist)
+    path = None
+    if cache_dir is not None:
+        path = _cache_path(
+            Path(cache_dir), method, cache_key(A, method, seed, n_neighbors, min_dist)
+        )
+        hit = _load(path, A.shape[0])
+        if hit is not None:
+            return hit
+    if method == "pca":
+        Y = _fit_pca(A, seed)
+    else:
+        Y = _fit_umap(A, seed, n_neighbors, min_dist)
+    Y = np.asarray(Y, dtype=np.float64)
+    if path is not None:
+        _save_atomic(path, Y)
+    return Y

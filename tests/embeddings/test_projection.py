@@ -1,0 +1,116 @@
+"""2-D projections: PCA geometry, the content-hash cache, and (slow) UMAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys_core.embeddings import projection
+from recsys_core.embeddings.projection import cache_key, cached_projection, project_2d
+
+
+def test_pca_of_a_line_gives_collinear_points() -> None:
+    t = np.linspace(-1.0, 1.0, 50)
+    direction = np.array([1.0, -2.0, 0.5, 3.0])
+    X = 4.0 + t[:, None] * direction[None, :]
+    Y = project_2d(X, method="pca")
+    assert Y.shape == (50, 2) and Y.dtype == np.float64
+    # Everything on the first axis, spread preserved: length of the segment = 2 |direction|.
+    np.testing.assert_allclose(Y[:, 1], 0.0, atol=1e-10)
+    assert np.ptp(Y[:, 0]) == pytest.approx(2.0 * np.linalg.norm(direction))
+    # Order along the line is kept (monotone), and the sign convention is deterministic.
+    assert np.all(np.diff(Y[:, 0]) > 0) or np.all(np.diff(Y[:, 0]) < 0)
+    np.testing.assert_array_equal(Y, project_2d(X.copy(), method="pca"))
+
+
+def test_pca_keeps_distances_of_planar_data() -> None:
+    rng = np.random.default_rng(0)
+    plane = rng.normal(size=(40, 2)) * [3.0, 1.0]
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    X = np.hstack([plane, np.zeros((40, 3))]) @ q
+    Y = project_2d(X, method="pca")
+    d_x = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    d_y = np.linalg.norm(Y[:, None] - Y[None], axis=-1)
+    np.testing.assert_allclose(d_y, d_x, atol=1e-9)
+
+
+def test_pca_handles_one_dimension_and_one_point() -> None:
+    Y = project_2d(np.array([[1.0], [2.0], [4.0]]), method="pca")
+    np.testing.assert_allclose(np.abs(Y[:, 0]), [4 / 3, 1 / 3, 5 / 3])
+    np.testing.assert_array_equal(Y[:, 1], 0.0)
+    np.testing.assert_array_equal(project_2d(np.ones((1, 3)), method="pca"), [[0.0, 0.0]])
+
+
+def test_cache_serves_second_call_without_refitting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = projection._fit_pca
+
+    def counting(X: np.ndarray, seed: int = 0) -> np.ndarray:
+        calls.append(len(X))
+        return real(X, seed)
+
+    monkeypatch.setattr(projection, "_fit_pca", counting)
+    X = np.random.default_rng(1).normal(size=(30, 6)).astype(np.float32)
+    assert cached_projection(X, "pca", tmp_path) is None
+    first = project_2d(X, method="pca", cache_dir=tmp_path)
+    assert calls == [30]
+    again = cached_projection(X, "pca", tmp_path)
+    second = project_2d(X.copy(), method="pca", cache_dir=tmp_path)
+    assert calls == [30]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, again)
+    # One .npy file, no temp file left behind.
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 1 and files[0].startswith("pca-") and files[0].endswith(".npy")
+    # Different content -> a new fit; same values in another dtype are another key.
+    project_2d(X + 1e-3, method="pca", cache_dir=tmp_path)
+    project_2d(X.astype(np.float64), method="pca", cache_dir=tmp_path)
+    assert calls == [30, 30, 30]
+
+
+def test_cache_key_depends_only_on_relevant_params() -> None:
+    X = np.random.default_rng(2).normal(size=(10, 3))
+    assert cache_key(X, "pca", n_neighbors=5) == cache_key(X, "pca", n_neighbors=30)
+    assert cache_key(X, "umap", n_neighbors=5) != cache_key(X, "umap", n_neighbors=30)
+    assert cache_key(X, "umap", seed=0) != cache_key(X, "umap", seed=1)
+    assert cache_key(X, "umap") != cache_key(X, "pca")
+
+
+def test_corrupt_cache_file_is_recomputed(tmp_path: Path) -> None:
+    X = np.random.default_rng(3).normal(size=(12, 4))
+    first = project_2d(X, method="pca", cache_dir=tmp_path)
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(b"not an npy file")
+    assert cached_projection(X, "pca", tmp_path) is None
+    np.testing.assert_array_equal(project_2d(X, method="pca", cache_dir=tmp_path), first)
+    np.testing.assert_array_equal(np.load(path, allow_pickle=False), first)
+
+
+def test_bad_arguments_raise_value_error() -> None:
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="'umap' or 'pca'"):
+        project_2d(X, method="tsne")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="2-D"):
+        project_2d(np.zeros(5), method="pca")
+    with pytest.raises(ValueError, match="NaN"):
+        project_2d(np.array([[np.nan, 1.0], [0.0, 1.0]]), method="pca")
+    with pytest.raises(ValueError, match="n_neighbors"):
+        project_2d(X, method="umap", n_neighbors=1)
+
+
+@pytest.mark.slow
+def test_umap_separates_clusters_and_is_cached(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(2, 16)) * 5.0
+    X = np.vstack([c + rng.normal(size=(100, 16)) for c in centres])
+    Y = project_2d(X, method="umap", cache_dir=tmp_path, seed=0)
+    assert Y.shape == (200, 2) and np.all(np.isfinite(Y))
+    # The two clusters land apart: every point is nearer its own cluster's centroid.
+    c0, c1 = Y[:100].mean(0), Y[100:].mean(0)
+    own = np.linalg.norm(Y[:100] - c0, axis=1) < np.linalg.norm(Y[:100] - c1, axis=1)
+    assert own.mean() > 0.95
+    np.testing.assert_array_equal(cached_projection(X, "umap", tmp_path, seed=0), Y)
