@@ -206,6 +206,6 @@ def _pool(history: sp.csr_matrix, vecs: torch.Tensor, device) -> tuple[torch.Ten
     h = history.tocoo()
     idx = torch.from_numpy(np.vstack([h.row, h.col]).astype(np.int64))
     vals = torch.ones(h.nnz, dtype=vecs.dtype)
-    m = torch.sparse_coo_tensor(idx, vals, size=h.shape).to(device)
+    m = torch.sparse_coo_tensor(idx, vals, size=h.shape, check_invariants=False).to(device)
     cnt = torch.from_numpy(np.diff(history.indptr).astype(np.float32)).to(device)
     return torch.sparse.mm(m, vecs), cnt.to(vecs.dtype)

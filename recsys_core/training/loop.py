@@ -43,8 +43,8 @@ class TrainConfig:
     positives plus shared uniform negatives (accidental hits masked)."""
     n_negatives: int = 256
     """uniform negatives per batch for the softmax loss."""
-    temperature: float = 0.1
-    """softmax temperature on the scores (the scorer is a dot product)."""
+    temperature: float = 1.0
+    """softmax temperature on the scores (raw dot products: 1 is the natural scale)."""
     patience: int = 4
     """epochs without validation gain before stopping (0 = never stop early)."""
     eval_every: int = 1
@@ -129,6 +129,22 @@ class _DeviceDomain:
         self.indptr = torch.from_numpy(h.indptr.astype(np.int64)).to(device)
         self.indices = torch.from_numpy(h.indices.astype(np.int64)).to(device)
         self.n = len(d)
+        # Sorted keys user * n_items + item of every positive pair, so BPR can reject
+        # negatives the user actually interacted with (as RecBole's sampler does).
+        self.n_items_key = int(d.history.shape[1])
+        keys = np.unique(d.users.astype(np.int64) * self.n_items_key + d.items.astype(np.int64))
+        self.pos_keys = torch.from_numpy(keys).to(device)
+        # log of each item's expected count among the softmax candidates of one batch
+        # (in-batch positives drawn by frequency, plus uniform negatives): the logQ
+        # correction of Yi et al., RecSys 2019, so popular items are not over-penalised
+        # for being everyone's in-batch negative.
+        freq = np.bincount(d.items, minlength=self.n_items_key).astype(np.float64) / max(len(d.items), 1)
+        self.freq = torch.from_numpy(freq).float().to(device)
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        k = users * self.n_items_key + items
+        idx = torch.searchsorted(self.pos_keys, k).clamp(max=len(self.pos_keys) - 1)
+        return self.pos_keys[idx] == k
 
 
 def mark_trained(model: TwoTower, domains: list[DomainData]) -> None:
@@ -139,27 +155,35 @@ def mark_trained(model: TwoTower, domains: list[DomainData]) -> None:
 
 
 def _rec_loss(
-    model: TwoTower,
+    d: _DeviceDomain,
     cfg: TrainConfig,
+    users: torch.Tensor,
     user_vec: torch.Tensor,
     pos: torch.Tensor,
-    pool: torch.Tensor,
     item_vecs: torch.Tensor,
     biases: torch.Tensor,
     gen: torch.Generator,
 ) -> torch.Tensor:
     """Recommendation loss for one domain's batch. user_vec (B, d), pos (B,)."""
     dev = pos.device
+    pool = d.pool
     pos_score = (user_vec * item_vecs[pos]).sum(1) + biases[pos]
     if cfg.loss == "bpr":
         neg = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
+        for _ in range(3):  # resample negatives that are positives of the user
+            bad = d.is_positive(users, neg)
+            if not bool(bad.any()):
+                break
+            fresh = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
+            neg = torch.where(bad, fresh, neg)
         neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
         return -F.logsigmoid(pos_score - neg_score).mean()
     # Sampled softmax: in-batch positives plus shared uniform negatives. A candidate equal
     # to the row's own positive (an accidental hit) is masked out of the negatives.
     uni = pool[torch.randint(len(pool), (cfg.n_negatives,), generator=gen, device="cpu").to(dev)]
     cand = torch.cat([pos, uni])
-    logits = (user_vec @ item_vecs[cand].T + biases[cand]) / cfg.temperature
+    logq = torch.log(len(pos) * d.freq[cand] + cfg.n_negatives / len(pool))
+    logits = (user_vec @ item_vecs[cand].T + biases[cand]) / cfg.temperature - logq
     hit = cand.unsqueeze(0) == pos.unsqueeze(1)
     eye = torch.zeros_like(hit)
     eye[:, : len(pos)] = torch.eye(len(pos), dtype=torch.bool, device=dev)
@@ -229,7 +253,7 @@ def train(
                         hs, hc = model.sampled_history(u, i, d.indptr, d.indices, item_vecs, gen_for(device, gen))
                     uv = model.user_vectors_from_sum(u, hs, hc)
                     user_vecs[d.name] = uv
-                    loss = loss + d.weight * _rec_loss(model, cfg, uv, i, d.pool, item_vecs, biases, gen)
+                    loss = loss + d.weight * _rec_loss(d, cfg, u, uv, i, item_vecs, biases, gen)
                     if cfg.weight_decay:
                         loss = loss + cfg.weight_decay * (
                             uv.pow(2).sum(1).mean() + item_vecs[i].pow(2).sum(1).mean()
