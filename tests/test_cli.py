@@ -1,0 +1,91 @@
+"""The headless path: exit codes, JSON Lines shape, config files, compare."""
+
+import json
+
+import pytest
+
+from recsys_core.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_validate_ok_and_broken(capsys, tmp_path, toy_files):
+    code, out, _ = run_cli(capsys, "validate", toy_files["target"])
+    assert code == 0 and "users" in out.lower()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,rating\nu1,i1,5\nu2,i2,five\n")
+    code, out, err = run_cli(capsys, "validate", str(bad))
+    assert code == 2
+    assert "bad.csv" in err and "rating" in err and "3" in err and "Traceback" not in err
+
+
+def test_run_json_lines_shape(capsys, tmp_path, toy_files):
+    store = str(tmp_path / "store")
+    code, out, _ = run_cli(
+        capsys,
+        "run", "--target", toy_files["target"], "--target-items", toy_files["target_items"],
+        "--source", toy_files["source"], "--source-items", toy_files["source_items"],
+        "--strategy", "popularity,fine-tune", "--dim", "8", "--epochs", "2", "--source-epochs", "1",
+        "--cold-ks", "0,1,3", "--cold-users", "0.2", "--n-boot", "20", "--device", "cpu",
+        "--store", store, "--json", "--quiet",
+    )  # fmt: skip
+    assert code == 0, out
+    lines = [json.loads(x) for x in out.strip().splitlines()]
+    assert [x["strategy"] for x in lines] == ["popularity", "fine-tune"]
+    for x in lines:
+        assert {"run_id", "strategy", "device", "seconds", "metrics"} <= set(x)
+        assert "total" in x["seconds"]
+        segs = {m["segment"] for m in x["metrics"]}
+        assert {"all", "warm_users", "cold_users_k0", "cold_users_k1", "cold_users_k3"} <= segs
+        metrics = {m["metric"] for m in x["metrics"]}
+        assert metrics == {"recall", "ndcg", "hit", "mrr", "precision", "coverage", "arp"}
+        assert {m["k"] for m in x["metrics"]} == {5, 10, 20}
+    assert lines[1]["source_history"] == "before-target"
+
+    code, out, _ = run_cli(capsys, "runs", "--store", store)
+    assert code == 0 and lines[0]["run_id"] in out
+    code, out, _ = run_cli(capsys, "compare", lines[0]["run_id"], lines[1]["run_id"], "--store", store)
+    assert code == 0 and "delta" in out and "warm_users" in out
+
+
+def test_run_from_toml_config(capsys, tmp_path, toy_files):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        f"""
+strategies = ["target-only"]
+device = "cpu"
+n_boot = 10
+[settings]
+dim = 8
+epochs = 2
+model = "bpr-mf"
+[split]
+protocol = "recbole"
+"""
+    )
+    code, out, _ = run_cli(
+        capsys, "run", "--config", str(cfg), "--target", toy_files["target"], "--store", str(tmp_path / "s"), "--json", "--quiet"
+    )
+    assert code == 0
+    rec = json.loads(out.strip().splitlines()[0])
+    assert rec["protocol"] == "recbole"
+    assert {m["segment"] for m in rec["metrics"]} == {"all", "warm_users"}
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run", "--scenario", "demo:nope", "--strategy", "popularity"], "demo:ml100k"),
+        (["run", "--scenario", "demo:ml100k", "--strategy", "magic"], "unknown strategy"),
+        (["run", "--scenario", "demo:ml100k", "--strategy", "fine-tune", "--l2sp", "-1"], "l2sp"),
+        (["run", "--scenario", "demo:ml100k", "--dim", "1"], "dim"),
+    ],
+)
+def test_bad_settings_exit_2_with_message(capsys, tmp_path, argv, needle):
+    code, _, err = run_cli(capsys, *argv, "--store", str(tmp_path / "s"), "--quiet")
+    assert code == 2
+    assert needle in err and "Traceback" not in err
