@@ -156,16 +156,24 @@ class TwoTower(nn.Module):
         items). Returns ((B, d), (B,)).
         """
         L = self.config.history_len
+        B = len(users)
         start = indptr[users]
         n = indptr[users + 1] - start
-        r = torch.rand(len(users), L, generator=generator, device=users.device)
+        r = torch.rand(B, L, generator=generator, device=users.device)
         pos = start.unsqueeze(1) + (r * n.unsqueeze(1)).long()
         pos = torch.minimum(pos, (indptr[users + 1] - 1).clamp(min=0).unsqueeze(1))
         hist = indices[pos]
         valid = (hist != positives.unsqueeze(1)) & (n > 0).unsqueeze(1)
-        w = valid.to(item_vecs.dtype)
-        s = torch.einsum("bl,bld->bd", w, item_vecs[hist])
-        return s, w.sum(1)
+        # Pool through a sparse (B x n_items) matrix: forward and backward are sparse-dense
+        # products over B*L entries, far cheaper on a CPU than gathering a (B, L, d) tensor
+        # and scattering its gradient back.
+        rows = torch.arange(B, device=users.device).repeat_interleave(L)
+        w = valid.reshape(-1).to(item_vecs.dtype)
+        m = torch.sparse_coo_tensor(
+            torch.stack([rows, hist.reshape(-1)]), w, (B, item_vecs.shape[0]), check_invariants=False
+        )
+        s = torch.sparse.mm(m, item_vecs)
+        return s, valid.sum(1).to(item_vecs.dtype)
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()

@@ -148,27 +148,21 @@ def _fit_id_only(ctx: Context, which: str) -> Fitted:
     )
     dev = str(ctx.device)
     t0 = time.perf_counter()
+    from recsys_core.models import DEFAULT_EASE_GRID, DEFAULT_IALS_GRID, tune_on_validation
+
     if which == "ease":
         from recsys_core.models.ease import EASE, EASEConfig
 
-        grid = [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
-        from recsys_core.models.ease import tune_on_validation  # type: ignore[attr-defined]
-
         best, model, table = tune_on_validation(
-            lambda l2: EASE(EASEConfig(l2=l2, device=dev)), grid, train_csr, valid_csr
+            lambda l2: EASE(EASEConfig(l2=l2, device=dev)), DEFAULT_EASE_GRID, train_csr, valid_csr
         )
         info = {"chosen": {"l2": best}, "grid": table}
     else:
-        from recsys_core.models.ials import IALS, IALSConfig, tune_on_validation  # type: ignore
+        from recsys_core.models.ials import IALS, IALSConfig
 
-        grid = [
-            {"factors": f, "reg": r, "alpha": a}
-            for f in (64, 128)
-            for r, a in ((0.01, 1.0), (0.05, 5.0), (0.1, 10.0))
-        ]
         best, model, table = tune_on_validation(
             lambda kw: IALS(IALSConfig(**kw, seed=ctx.settings.seed, device=dev)),
-            grid,
+            DEFAULT_IALS_GRID,
             train_csr,
             valid_csr,
         )

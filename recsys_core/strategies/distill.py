@@ -41,8 +41,9 @@ from recsys_core.training.loop import StepContext, train
 
 @dataclass(frozen=True)
 class DistillConfig(StrategyConfig):
-    teacher_dim: int = 256
-    """width of the teacher."""
+    teacher_dim: int | None = None
+    """width of the teacher; None = the run's --dim, which lets the teacher share its
+    source pre-training with fine-tune when both run in one batch."""
     student_dim: int = 16
     """width of the student that is served."""
     teacher: Literal["source", "source+target"] = "source+target"
@@ -54,7 +55,8 @@ class DistillConfig(StrategyConfig):
     """teacher top items per user in the KL (plus as many random items)."""
 
     def __post_init__(self) -> None:
-        if not 2 <= self.student_dim <= self.teacher_dim <= 2048:
+        t = self.teacher_dim if self.teacher_dim is not None else 2048
+        if not 2 <= self.student_dim <= t <= 2048:
             raise ValueError(
                 f"need 2 <= student_dim <= teacher_dim <= 2048, got {self.student_dim} and {self.teacher_dim}"
             )
@@ -85,7 +87,10 @@ class DistillStrategy(Strategy):
         cfg: DistillConfig = self.config  # type: ignore[assignment]
         s = ctx.scenario
         hist = joint_history(s)
-        teacher, src_res = pretrain_source(ctx, dim=cfg.teacher_dim)
+        teacher_dim = cfg.teacher_dim or ctx.settings.dim
+        if cfg.student_dim > teacher_dim:
+            raise ValueError(f"student_dim ({cfg.student_dim}) must not exceed the teacher's width ({teacher_dim})")
+        teacher, src_res = pretrain_source(ctx, dim=None if teacher_dim == ctx.settings.dim else teacher_dim)
         curves = with_stage(src_res.history, "teacher source")
         t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
         if cfg.teacher == "source+target":
