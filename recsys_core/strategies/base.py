@@ -44,8 +44,11 @@ class ModelSettings:
     lr: float = 0.005
     loss: Literal["bpr", "softmax"] = "softmax"
     history_len: int = 32
-    source_epochs: int = 15
-    """epoch bound for pre-training on the source domain."""
+    source_epochs: int = 4
+    """epochs of pre-training on the source domain."""
+    source_per_epoch: int = 250_000
+    """source pairs visited per pre-training epoch (a fresh sample each epoch): keeps a
+    1M-interaction source to seconds per epoch on a laptop CPU."""
     patience: int = 4
     seed: int = 0
 
@@ -271,7 +274,9 @@ def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, Tra
         res = train(
             model,
             [source_data(scn)],
-            ctx.settings.train_config(epochs=ctx.settings.source_epochs),
+            ctx.settings.train_config(
+                epochs=ctx.settings.source_epochs, max_per_epoch=max(ctx.settings.source_per_epoch, ctx.settings.batch_size)
+            ),
             validate=make_validate(scorer, scn, ctx.device),
             callbacks=ctx.callbacks,
             stage="pretrain source",

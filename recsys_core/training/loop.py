@@ -51,6 +51,9 @@ class TrainConfig:
     """epochs without validation gain before stopping (0 = never stop early)."""
     eval_every: int = 1
     seed: int = 0
+    max_per_epoch: int | None = None
+    """visit at most this many pairs of the main domain per epoch (a fresh random sample
+    each epoch): bounds the cost of pre-training on a large source."""
     amp: bool = True
     """bfloat16 autocast on CUDA (ignored on CPU)."""
 
@@ -71,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
         if not 0 < self.temperature <= 10:
             raise ValueError(f"temperature must be in (0, 10], got {self.temperature}")
+        if self.max_per_epoch is not None and self.max_per_epoch < self.batch_size:
+            raise ValueError(f"max_per_epoch must be at least batch_size, got {self.max_per_epoch}")
         if self.patience < 0 or self.eval_every < 1:
             raise ValueError("patience must be >= 0 and eval_every >= 1")
 
@@ -231,7 +236,8 @@ def train(
     # fused Adam: one kernel per step instead of a dozen elementwise passes per table.
     opt = torch.optim.Adam(trainable, lr=cfg.lr, fused=True) if trainable else None
     main = dd[0]
-    steps_per_epoch = max(1, math.ceil(main.n / cfg.batch_size))
+    epoch_len = min(main.n, cfg.max_per_epoch or main.n)
+    steps_per_epoch = max(1, math.ceil(epoch_len / cfg.batch_size))
     total_steps = steps_per_epoch * cfg.epochs
     use_amp = cfg.amp and device.type == "cuda"
     result = TrainResult()
@@ -241,7 +247,7 @@ def train(
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(main.n, generator=gen).to(device)
+        perm = torch.randperm(main.n, generator=gen)[:epoch_len].to(device)
         epoch_loss, n_batches = 0.0, 0
         for b in range(steps_per_epoch):
             cb.check_cancel()
