@@ -1,6 +1,6 @@
 """``transfer-lab``: the same engine as the app, without the app.
 
-Commands: validate, demo-data, run, runs, compare. Errors in the user's data or
+Commands: validate, demo-data, run, runs, compare, split export, evaluate, curve. Errors in the user's data or
 settings print one clear paragraph and exit 2; nothing prints a traceback for them.
 """
 
@@ -205,6 +205,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = _Bar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
     scn = load_scenario(spec, split, history)
+    if args.split:
+        from recsys_core.data.split_io import scenario_with_split_folder
+
+        scn = scenario_with_split_folder(scn, args.split)
     t_load = time.perf_counter() - t0
     needs_text = any(s != "popularity" for s in request.strategies) and request.settings.model not in ("bpr-mf",)
     text = None
@@ -290,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="train and evaluate strategies")
     r.add_argument("--config", help="TOML file with the same settings (flags win)")
+    r.add_argument(
+        "--split",
+        help="split folder (from 'split export', or train.csv + test.csv): run on it instead of making a split",
+    )
     r.add_argument("--scenario", help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder")
     r.add_argument("--target", help="target interactions file")
     r.add_argument("--target-items", help="target item table")
@@ -342,6 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--store")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    from recsys_core.cli_split import add_commands as add_split_commands
+
+    add_split_commands(sub)
+    try:
+        from recsys_core.cli_curve import add_commands as add_curve_commands
+    except ImportError:  # pragma: no cover - the curve command is optional
+        add_curve_commands = None
+    if add_curve_commands is not None:
+        add_curve_commands(sub)
     return p
 
 

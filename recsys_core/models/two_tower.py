@@ -44,6 +44,10 @@ class TwoTowerConfig:
     history_len: int = 32
     """history items sampled per user per training step."""
     init_std: float = 0.05
+    id_dropout: float = 0.25
+    """training only: share of items whose id part (embedding and bias) is dropped each
+    step, so the text part learns to score an item on its own, as it must for a cold
+    item (DropoutNet, Volkovs et al., NeurIPS 2017). Ignored without text."""
 
     def __post_init__(self) -> None:
         if not 2 <= self.dim <= 2048:
@@ -52,6 +56,8 @@ class TwoTowerConfig:
             raise ValueError("the scorer needs id embeddings or text (use_ids or use_text)")
         if self.text_hidden < 0:
             raise ValueError(f"text_hidden must be >= 0, got {self.text_hidden}")
+        if not 0 <= self.id_dropout < 1:
+            raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
         if not 1 <= self.history_len <= 1024:
             raise ValueError(f"history_len must be between 1 and 1024, got {self.history_len}")
 
@@ -98,24 +104,37 @@ class TwoTower(nn.Module):
         self.register_buffer("trained_item", torch.zeros(n_items, dtype=torch.bool))
 
     # ------------------------------------------------------------------ towers
-    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """(n, d) item vectors for ``items`` (all joint items when None)."""
+    def id_keep_mask(self, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """(n_items,) bool for one training step: False where the id part is dropped."""
+        p = self.config.id_dropout
+        if not (self.training and self.use_text and self.config.use_ids and p > 0):
+            return None
+        r = torch.rand(self.n_items, generator=generator).to(self.trained_item.device)
+        return r >= p
+
+    def item_vectors(self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, d) item vectors for ``items`` (all joint items when None).
+
+        ``keep``: optional (n_items,) mask from :meth:`id_keep_mask` (training only).
+        """
         parts = []
         if self.config.use_ids:
             emb = self.item_emb if items is None else self.item_emb[items]
-            mask = self.trained_item if items is None else self.trained_item[items]
+            mask = self.trained_item if keep is None else self.trained_item & keep
+            mask = mask if items is None else mask[items]
             parts.append(emb * mask.unsqueeze(1).to(emb.dtype))
         if self.use_text:
             txt = self.text if items is None else self.text[items]
             parts.append(self.text_proj(txt))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
-    def item_biases(self, items: torch.Tensor | None = None) -> torch.Tensor:
+    def item_biases(self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
         """(n,) item bias: learned popularity prior (id part masked for unseen items)."""
         out = None
         if self.config.use_ids:
             b = self.item_bias if items is None else self.item_bias[items]
-            m = self.trained_item if items is None else self.trained_item[items]
+            m = self.trained_item if keep is None else self.trained_item & keep
+            m = m if items is None else m[items]
             out = b * m.to(b.dtype)
         if self.use_text:
             txt = self.text if items is None else self.text[items]

@@ -259,8 +259,9 @@ def train(
                     idx = torch.randint(d.n, (min(cfg.batch_size, d.n),), generator=gen).to(device)
                 batches[d.name] = (d.users[idx], d.items[idx])
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                item_vecs = model.item_vectors()
-                biases = model.item_biases()
+                keep = model.id_keep_mask(gen)
+                item_vecs = model.item_vectors(keep=keep)
+                biases = model.item_biases(keep=keep)
                 loss = torch.zeros((), device=device)
                 user_vecs: dict[str, torch.Tensor] = {}
                 for d in dd:

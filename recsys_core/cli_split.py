@@ -1,0 +1,257 @@
+"""``transfer-lab split export`` and ``transfer-lab evaluate``: the common yardstick.
+
+* ``split export`` writes the target split of a scenario as plain CSV files with
+  original ids (docs/split_format.md), so another library trains and scores on exactly
+  the split our runs use.
+* ``evaluate --split DIR --recs FILE`` scores any system's recommendation file on such a
+  folder with our metrics, segments and intervals, printed as one JSON object in the
+  shape of ``run --json`` (``--json``) or as a short table; ``--save`` / ``--store``
+  also keeps it as a run (strategy "external") for ``compare`` and the app.
+
+``recsys_core.cli.build_parser`` calls :func:`add_commands` to register both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recsys_core.errors import DataError
+
+if TYPE_CHECKING:
+    from recsys_core.external import ExternalResult
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``split`` (with ``export``) and ``evaluate`` commands to ``transfer-lab``."""
+    s = subparsers.add_parser("split", help="export a scenario's target split as plain CSV files")
+    ssub = s.add_subparsers(dest="split_command", required=True)
+    e = ssub.add_parser(
+        "export",
+        help="write train/valid/test, support sets and cold lists with original ids",
+        description="Write the target split of a scenario as plain CSV files (see docs/split_format.md). "
+        "The split flags are those of 'run': the same flags give the same split.",
+    )
+    e.add_argument("--out", required=True, help="folder to write the split to")
+    e.add_argument("--config", help="TOML file as for 'run' (its scenario and [split] are read)")
+    e.add_argument(
+        "--scenario",
+        help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder",
+    )
+    e.add_argument("--target", help="target interactions file")
+    e.add_argument("--target-items", help="target item table")
+    e.add_argument("--source", help="source interactions file")
+    e.add_argument("--source-items", help="source item table")
+    e.add_argument(
+        "--source-history",
+        choices=["before-target", "all"],
+        help="as for 'run' (kept in the fingerprint)",
+    )
+    e.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
+    e.add_argument("--seed", type=int, help="split seed (as 'run --seed')")
+    e.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
+    e.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
+    e.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
+    e.add_argument("--min-rating", type=float, help="ratings below this are not positives")
+    e.set_defaults(func=cmd_split_export)
+
+    v = subparsers.add_parser(
+        "evaluate",
+        help="score a recommendation file (user_id,item_id,rank or score) on a split folder",
+        description="Score any system's recommendations with the metrics, segments and intervals "
+        "of our own runs. The file has columns user_id, item_id and rank (1 = best) or score "
+        "(higher is better), and optionally k (the support size a cold user's list was made with).",
+    )
+    v.add_argument(
+        "--split", required=True, help="split folder (from 'split export', or train.csv + test.csv)"
+    )
+    v.add_argument("--recs", required=True, help="recommendation file (CSV)")
+    v.add_argument(
+        "--n-boot",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for the intervals (default 1000)",
+    )
+    v.add_argument(
+        "--seed", type=int, default=0, help="bootstrap seed (our runs use their --seed; default 0)"
+    )
+    v.add_argument(
+        "--k-max", type=int, default=20, help="lists are cut at this length (default 20)"
+    )
+    v.add_argument("--label", help="a label for the stored run (default: the file name)")
+    v.add_argument(
+        "--save", action="store_true", help="store the result as a run (strategy 'external')"
+    )
+    v.add_argument(
+        "--store",
+        help="run store folder; implies --save (default ./transfer_lab_runs or $RTL_RUN_STORE)",
+    )
+    v.add_argument(
+        "--json", action="store_true", help="print one JSON object, as 'run --json' does"
+    )
+    v.set_defaults(func=cmd_evaluate)
+
+
+# --------------------------------------------------------------------------- split export
+
+
+def _split_settings(args: argparse.Namespace, conf: dict):
+    """(ScenarioSpec, SplitConfig, source history) from flags and a TOML config, as 'run'
+    builds them (flags win; the split seed follows --seed / settings.seed)."""
+    from recsys_core.data.split_types import SplitConfig
+    from recsys_core.pipeline import ScenarioSpec
+
+    scenario = args.scenario or conf.get("scenario")
+    if args.target:
+        spec = ScenarioSpec(
+            target_interactions=args.target,
+            target_items=args.target_items,
+            source_interactions=args.source,
+            source_items=args.source_items,
+        )
+    elif scenario:
+        spec = ScenarioSpec.parse(scenario)
+    else:
+        raise DataError(
+            "no data given", hint="Use --scenario demo:ml100k, or --target FILE [--source FILE]"
+        )
+    split = dict(conf.get("split", {}))
+    if args.protocol:
+        split["protocol"] = args.protocol
+    if args.cold_ks:
+        try:
+            split["cold_ks"] = [int(k) for k in args.cold_ks.split(",")]
+        except ValueError as exc:
+            raise DataError(
+                f"--cold-ks must be whole numbers separated by commas, got {args.cold_ks!r}"
+            ) from exc
+    if args.cold_users is not None:
+        split["cold_user_frac"] = args.cold_users
+    if args.cold_items is not None:
+        split["cold_item_frac"] = args.cold_items
+    if args.min_rating is not None:
+        split["min_rating"] = args.min_rating
+    # As in 'run': the model seed (--seed or [settings] seed) seeds the split too, unless
+    # the TOML's [split] table sets its own.
+    seed = args.seed if args.seed is not None else conf.get("settings", {}).get("seed")
+    if seed is not None and "seed" not in split:
+        split["seed"] = seed
+    if "cold_ks" in split:
+        split["cold_ks"] = tuple(split["cold_ks"])
+    history = args.source_history or conf.get("source_history", "before-target")
+    return spec, SplitConfig(**split), history
+
+
+def cmd_split_export(args: argparse.Namespace) -> int:
+    from recsys_core.cli import _load_toml
+    from recsys_core.data.split_io import export_split
+    from recsys_core.pipeline import load_scenario
+
+    conf = _load_toml(args.config) if args.config else {}
+    spec, split_config, history = _split_settings(args, conf)
+    scn = load_scenario(spec, split_config, history)
+    paths = export_split(
+        scn.split, Path(args.out), scenario_name=scn.name, scenario_fingerprint=scn.fingerprint()
+    )
+    s = scn.split
+    print(
+        f"{scn.name}: {s.config.protocol} split written to {Path(args.out)} "
+        f"({len(s.train):,} train, {len(s.valid):,} valid, {len(s.test):,} test rows; "
+        f"{s.n_users:,} users, {s.n_items:,} items)"
+    )
+    print(s.segment_sizes().to_string(index=False))
+    for p in paths:
+        print(f"  {p.name}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from recsys_core.data.split_io import folder_fingerprint, import_split, read_split_info
+    from recsys_core.external import STRATEGY, evaluate_recommendation_file, store_external_result
+
+    t0 = time.perf_counter()
+    folder = Path(args.split)
+    split = import_split(folder)
+    recs = Path(args.recs)
+    if not recs.is_file():
+        raise DataError(
+            "file not found",
+            file=str(recs),
+            hint="--recs takes a CSV of user_id,item_id,rank (or score)",
+        )
+    data = recs.read_bytes()
+    result = evaluate_recommendation_file(
+        data, split, name=recs.name, k_max=args.k_max, n_boot=args.n_boot, seed=args.seed
+    )
+    seconds = time.perf_counter() - t0
+    info = read_split_info(folder)
+    scenario = str(info.get("scenario") or folder.resolve().name)
+    run_id = None
+    if args.save or args.store:
+        from recsys_core.runs.store import RunStore
+
+        run_id = store_external_result(
+            RunStore(args.store),
+            result,
+            split,
+            scenario,
+            folder_fingerprint(folder, split),
+            label=args.label,
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            seconds=seconds,
+        )
+    records = result.to_records()
+    if args.json:
+        out = {
+            "run_id": run_id,
+            "strategy": STRATEGY,
+            "status": "done",
+            "device": "cpu",
+            "seconds": {"evaluate": seconds, "total": seconds, "process": time.perf_counter() - t0},
+            "metrics": records,
+            "info": {
+                "file": result.name,
+                "warnings": [str(w) for w in result.warnings],
+                "stats": result.stats,
+            },
+            "error": None,
+            "scenario": scenario,
+            "source_history": None,
+            "protocol": split.config.protocol,
+        }
+        print(json.dumps(out), flush=True)
+    else:
+        print(format_result(result, run_id))
+    return 0
+
+
+def format_result(result: ExternalResult, run_id: str | None = None, k: int = 10) -> str:
+    """A short text table: per segment, users and each accuracy metric at K (value [CI])."""
+    from recsys_core.evaluation.metrics import METRICS
+
+    k = k if k in result.config.ks else max(result.config.ks)
+    s = result.summary
+    lines = [f"{result.name}  (external, metrics @{k}, 95% CI)"]
+    header = f"  {'segment':16s} {'users':>6s}" + "".join(f" {m:>22s}" for m in METRICS)
+    lines.append(header)
+    for seg in result.segments:
+        g = s[(s["segment"] == seg) & (s["k"] == k)].set_index("metric")
+        cells = []
+        for m in METRICS:
+            r = g.loc[m]
+            ci = "" if r["ci_low"] != r["ci_low"] else f" [{r['ci_low']:.3f},{r['ci_high']:.3f}]"
+            cells.append(f" {r['value']:.4f}{ci:>16s}")
+        lines.append(f"  {seg:16s} {int(g['n_users'].iloc[0]):6d}" + "".join(cells))
+    for w in result.warnings:
+        lines.append(f"note: {w}")
+    if run_id:
+        lines.append(f"stored as run {run_id}")
+    return "\n".join(lines)
