@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -152,11 +151,17 @@ def build_scenario(
     name: str = "custom",
     description: str = "",
     constructed: bool = False,
+    split: Split | None = None,
 ) -> Scenario:
-    """Split the target, index both domains jointly and apply the source-history cut."""
+    """Split the target, index both domains jointly and apply the source-history cut.
+
+    ``split``: use this ready-made split of the target (an imported one) instead of
+    making one from ``split_config``.
+    """
     if source_history not in ("before-target", "all"):
         raise ValueError(f"source_history must be 'before-target' or 'all', not {source_history!r}")
-    split = make_split(target, split_config)
+    if split is None:
+        split = make_split(target, split_config)
     t_items, t_users = split.item_map.ids, split.user_map.ids
     n_ti = len(t_items)
     item_domain = np.zeros(n_ti, np.int8)
@@ -196,7 +201,8 @@ def build_scenario(
         su = u_joint[pd.Index(s_users).get_indexer(s_df[USER])]
         si = s_joint[s_item_index.get_indexer(s_df[ITEM])]
         keep = np.ones(len(s_df), dtype=bool)
-        if source_history == "before-target" and TIME in s_df.columns and target.has_time:
+        split_has_time = len(split.first_time) == len(t_users) and bool((split.first_time >= 0).any())
+        if source_history == "before-target" and TIME in s_df.columns and target.has_time and split_has_time:
             cutoff = np.full(len(user_ids), np.iinfo(np.int64).max, np.int64)
             last_train = split.train.groupby("user")[TIME].max()
             cutoff[last_train.index.to_numpy()] = last_train.to_numpy() + 1

@@ -29,14 +29,14 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recsys_core.data.scenario import Scenario, _item_titles, normalise_title
+from recsys_core.data.scenario import Scenario, build_scenario
 from recsys_core.data.schema import ITEM, TIME, USER, IdMap
 from recsys_core.data.split_types import Split, SplitConfig
 from recsys_core.errors import DataError
@@ -733,84 +733,20 @@ def scenario_with_split(scn: Scenario, split: Split, fingerprint: str | None = N
 
 
 def _rebuild(scn: Scenario, split: Split, fingerprint: str) -> ImportedSplitScenario:
-    """Joint indexing of ``scn``'s domains around ``split`` (mirrors build_scenario)."""
-    target, source = scn.target, scn.source
-    t_items, t_users = split.item_map.ids, split.user_map.ids
-    n_ti, n_tu = len(t_items), len(t_users)
-    item_domain = np.zeros(n_ti, np.int8)
-    item_ids = list(t_items)
-    user_ids = list(t_users)
-    source_train = pd.DataFrame({"user": np.zeros(0, np.int64), "item": np.zeros(0, np.int64)})
-    if source is not None:
-        s_df = source.interactions
-        s_items = pd.unique(s_df[ITEM])
-        by_id = pd.Index(t_items).get_indexer(s_items)
-        t_titles = normalise_title(_item_titles(target).reindex(t_items))
-        s_titles = normalise_title(_item_titles(source).reindex(s_items))
-        title_to_t = pd.Series(np.arange(n_ti), index=t_titles.to_numpy())
-        title_to_t = title_to_t[~title_to_t.index.duplicated() & (title_to_t.index != "")]
-        by_title = pd.Index(title_to_t.index).get_indexer(s_titles.to_numpy())
-        by_title = np.where(by_title >= 0, title_to_t.to_numpy()[np.maximum(by_title, 0)], -1)
-        link = np.where(by_id >= 0, by_id, by_title)
-        dup = pd.Series(link).duplicated() & (link >= 0)
-        link = np.where(dup.to_numpy(), -1, link)
-        only_src = link < 0
-        s_joint = np.where(only_src, n_ti + np.cumsum(only_src) - 1, link)
-        item_domain[link[link >= 0]] = 2
-        item_ids += list(s_items[only_src])
-        item_domain = np.concatenate([item_domain, np.ones(int(only_src.sum()), np.int8)])
-        s_users = pd.unique(s_df[USER])
-        u_by_id = pd.Index(t_users).get_indexer(s_users)
-        only_src_u = u_by_id < 0
-        u_joint = np.where(only_src_u, n_tu + np.cumsum(only_src_u) - 1, u_by_id)
-        user_ids += list(s_users[only_src_u])
-        su = u_joint[pd.Index(s_users).get_indexer(s_df[USER])]
-        si = s_joint[pd.Index(s_items).get_indexer(s_df[ITEM])]
-        keep = np.ones(len(s_df), dtype=bool)
-        split_has_time = len(split.first_time) == n_tu and bool((split.first_time >= 0).any())
-        if (
-            scn.source_history == "before-target"
-            and TIME in s_df.columns
-            and target.has_time
-            and split_has_time
-        ):
-            cutoff = np.full(len(user_ids), np.iinfo(np.int64).max, np.int64)
-            last_train = split.train.groupby("user")[TIME].max()
-            cutoff[last_train.index.to_numpy()] = last_train.to_numpy() + 1
-            cutoff[split.cold_users] = split.first_time[split.cold_users]
-            keep = s_df[TIME].to_numpy(np.int64) < cutoff[su]
-        source_train = pd.DataFrame({"user": su[keep], "item": si[keep]}).drop_duplicates()
-    item_ids_arr = np.array(item_ids, dtype=object)
-    texts = target.item_texts(item_ids_arr[:n_ti])
-    if source is not None:
-        texts += source.item_texts(item_ids_arr[n_ti:])
-    links = scn.links
-    if links is not None and source is not None:
-        links = replace(
-            links,
-            shared_users=int((~only_src_u).sum()),
-            shared_items_by_id=int((by_id >= 0).sum()),
-            shared_items_by_title=int(((by_id < 0) & (link >= 0)).sum()),
-            target_items=n_ti,
-            target_users=n_tu,
-        )
-    return ImportedSplitScenario(
-        name=scn.name,
-        target=target,
-        source=source,
-        split=split,
-        item_ids=item_ids_arr,
-        item_domain=item_domain,
-        user_ids=np.array(user_ids, dtype=object),
-        source_train=source_train.reset_index(drop=True),
-        texts=texts,
-        links=links,
+    """Joint indexing of ``scn``'s domains around ``split`` (build_scenario does the work)."""
+    built = build_scenario(
+        scn.target,
+        scn.source,
+        split.config,
         source_history=scn.source_history,
+        name=scn.name,
         description=scn.description,
         constructed=scn.constructed,
-        meta=dict(scn.meta),
-        data_fingerprint=fingerprint,
+        split=split,
     )
+    values = {f.name: getattr(built, f.name) for f in fields(Scenario)}
+    values["meta"] = dict(scn.meta)
+    return ImportedSplitScenario(**values, data_fingerprint=fingerprint)
 
 
 def scenario_with_split_folder(scn: Scenario, folder: Path | str) -> Scenario:
