@@ -26,9 +26,13 @@ def main() -> None:
     scn = load_scenario(ScenarioSpec(demo="demo:ml1m-to-ml100k"), SplitConfig())
     t0 = time.perf_counter()
     text = encode_scenario_text(scn, device=dev.type)
-    print(f"text vectors: {tuple(text.shape)} in {time.perf_counter() - t0:.1f}s (cached after the first run)")
+    print(
+        f"text vectors: {tuple(text.shape)} in {time.perf_counter() - t0:.1f}s (cached after the first run)"
+    )
     print(f"device: {dev}, torch threads: {torch.get_num_threads()}")
-    print(f"{'model':10s} {'loss':8s} {'domain':7s} {'batch':>6s} {'interactions':>12s} {'s/epoch':>8s} {'inter/s':>10s}")
+    print(
+        f"{'model':10s} {'loss':8s} {'domain':7s} {'batch':>6s} {'interactions':>12s} {'s/epoch':>8s} {'inter/s':>10s}"
+    )
     for model, loss, dom, bs in [
         ("bpr-mf", "bpr", "target", 2048),
         ("bpr-mf", "bpr", "source", 8192),
@@ -37,7 +41,9 @@ def main() -> None:
         ("two-tower", "softmax", "source", 4096),
         ("two-tower", "softmax", "source", 16384),
     ]:
-        settings = ModelSettings(model=model, loss=loss, batch_size=bs, epochs=args.epochs, patience=0)
+        settings = ModelSettings(
+            model=model, loss=loss, batch_size=bs, epochs=args.epochs, patience=0
+        )
         ctx = Context(scn, text if model == "two-tower" else None, settings, device=dev)
         m = new_model(ctx)
         data = target_data(scn) if dom == "target" else source_data(scn)

@@ -50,7 +50,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         for n in names:
             t0 = time.perf_counter()
             d = load_demo(n, cache_dir=cache_root() / "demo")
-            print(f"{n}: ready in {time.perf_counter() - t0:.1f}s ({d.target.n_users:,} target users)")
+            print(
+                f"{n}: ready in {time.perf_counter() - t0:.1f}s ({d.target.n_users:,} target users)"
+            )
         return 0
     if not args.out:
         return _err("demo-data needs --out DIR (or --prepare to only build the caches)")
@@ -100,7 +102,10 @@ def build_request(args: argparse.Namespace):
     elif scenario:
         spec = ScenarioSpec.parse(scenario)
     else:
-        raise DataError("no data given", hint="use --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]")
+        raise DataError(
+            "no data given",
+            hint="use --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]",
+        )
 
     strategies = args.strategy or conf.get("strategies") or conf.get("strategy") or "target-only"
     if isinstance(strategies, str):
@@ -145,7 +150,9 @@ def build_request(args: argparse.Namespace):
                 options.setdefault(strat, {})[k] = v
     for item in args.option or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise DataError(f"--option {item!r} must look like strategy.key=value (e.g. fine-tune.l2sp=0.01)")
+            raise DataError(
+                f"--option {item!r} must look like strategy.key=value (e.g. fine-tune.l2sp=0.01)"
+            )
         key, value = item.split("=", 1)
         strat, opt = key.split(".", 1)
         options.setdefault(strat, {})[opt.replace("-", "_")] = _coerce(value)
@@ -210,7 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         scn = scenario_with_split_folder(scn, args.split)
     t_load = time.perf_counter() - t0
-    needs_text = any(s != "popularity" for s in request.strategies) and request.settings.model not in ("bpr-mf",)
+    needs_text = any(
+        s != "popularity" for s in request.strategies
+    ) and request.settings.model not in ("bpr-mf",)
     text = None
     t1 = time.perf_counter()
     if needs_text:
@@ -219,7 +228,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     t_text = time.perf_counter() - t1
     store = RunStore(args.store)
     outcomes = run_strategies(
-        scn, request, store, text=text, callbacks=cb, seconds_so_far={"load": t_load, "encode_text": t_text}
+        scn,
+        request,
+        store,
+        text=text,
+        callbacks=cb,
+        seconds_so_far={"load": t_load, "encode_text": t_text},
     )
     bar.close()
     failed = 0
@@ -246,7 +260,11 @@ def _outcome_text(o) -> str:
         m = by.get((seg, "ndcg", 10))
         if m:
             parts.append(f"{seg} {m['value']:.4f}")
-    return f"{o.strategy:15s} {o.run_id}  NDCG@10: " + ", ".join(parts) + f"  ({o.seconds.get('total', 0):.1f}s)"
+    return (
+        f"{o.strategy:15s} {o.run_id}  NDCG@10: "
+        + ", ".join(parts)
+        + f"  ({o.seconds.get('total', 0):.1f}s)"
+    )
 
 
 # --------------------------------------------------------------------------- runs / compare
@@ -259,7 +277,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif df.empty:
         print("no runs yet: try  transfer-lab run --scenario demo:ml100k --strategy popularity")
     else:
-        cols = [c for c in ("run_id", "strategy", "scenario", "status", "created_at") if c in df.columns]
+        cols = [
+            c for c in ("run_id", "strategy", "scenario", "status", "created_at") if c in df.columns
+        ]
         print(df[cols].to_string(index=False))
     return 0
 
@@ -268,7 +288,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from recsys_core.compare import compare_runs, format_comparison
     from recsys_core.runs.store import RunStore
 
-    table = compare_runs(RunStore(args.store), args.run_ids, baseline=args.baseline, metric=args.metric, k=args.k)
+    table = compare_runs(
+        RunStore(args.store), args.run_ids, baseline=args.baseline, metric=args.metric, k=args.k
+    )
     if args.json:
         print(table.to_json(orient="records"))
     else:
@@ -278,7 +300,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="transfer-lab", description="Does transfer learning help a thin domain?")
+    p = argparse.ArgumentParser(
+        prog="transfer-lab", description="Does transfer learning help a thin domain?"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check a data file and print a summary")
@@ -298,7 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         help="split folder (from 'split export', or train.csv + test.csv): run on it instead of making a split",
     )
-    r.add_argument("--scenario", help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder")
+    r.add_argument(
+        "--scenario",
+        help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder",
+    )
     r.add_argument("--target", help="target interactions file")
     r.add_argument("--target-items", help="target item table")
     r.add_argument("--source", help="source interactions file")
@@ -319,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
     r.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
     r.add_argument("--min-rating", type=float, help="ratings below this are not positives")
-    r.add_argument("--freeze", choices=["none", "text", "items", "text+items"], help="fine-tune: parts kept frozen")
+    r.add_argument(
+        "--freeze",
+        choices=["none", "text", "items", "text+items"],
+        help="fine-tune: parts kept frozen",
+    )
     r.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
     r.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
     r.add_argument("--temperature", type=float, help="distill: softmax temperature")
@@ -327,11 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--student-dim", type=int, help="distill: student width")
     r.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
     r.add_argument("--align-weight", type=float, help="adapt: alignment weight")
-    r.add_argument("--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)")
+    r.add_argument(
+        "--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)"
+    )
     r.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
-    r.add_argument("--n-boot", type=int, help="bootstrap resamples for the intervals (default 1000)")
+    r.add_argument(
+        "--n-boot", type=int, help="bootstrap resamples for the intervals (default 1000)"
+    )
     r.add_argument("--label", help="a label stored with the runs")
-    r.add_argument("--store", help="run store folder (default ./transfer_lab_runs or $RTL_RUN_STORE)")
+    r.add_argument(
+        "--store", help="run store folder (default ./transfer_lab_runs or $RTL_RUN_STORE)"
+    )
     r.add_argument("--json", action="store_true", help="print one JSON object per run (JSON Lines)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)

@@ -89,7 +89,13 @@ def compare_runs(
                     d, lo, hi, p = paired_bootstrap_delta(
                         a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot=n_boot, seed=seed
                     )
-                    row.update(delta=d, delta_low=lo, delta_high=hi, p_value=p, significant=bool(lo > 0 or hi < 0))
+                    row.update(
+                        delta=d,
+                        delta_low=lo,
+                        delta_high=hi,
+                        p_value=p,
+                        significant=bool(lo > 0 or hi < 0),
+                    )
             elif rid == base_id:
                 row.update(delta=0.0, delta_low=0.0, delta_high=0.0, p_value=1.0)
             rows.append(row)
@@ -122,7 +128,9 @@ def format_comparison(table: pd.DataFrame) -> str:
     """A text table for the CLI: value [CI] and delta [CI] with * for significant."""
     if table.empty:
         return "nothing to compare (runs without metrics?)"
-    lines = [f"baseline: {table['baseline'].iloc[0]}   metric: {table['metric'].iloc[0]}@{table['k'].iloc[0]}"]
+    lines = [
+        f"baseline: {table['baseline'].iloc[0]}   metric: {table['metric'].iloc[0]}@{table['k'].iloc[0]}"
+    ]
     for seg, g in table.groupby("segment", sort=False):
         lines.append(f"\n[{seg}]")
         for _, r in g.iterrows():

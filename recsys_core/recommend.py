@@ -88,7 +88,7 @@ def explain(V: np.ndarray, history: np.ndarray, recs: np.ndarray) -> np.ndarray:
 
 
 def explain_run(store, run_id: str, history_items: np.ndarray, rec_items: np.ndarray) -> np.ndarray:
-    """"Because you liked" for a stored run: joint indices in, joint indices out (-1 if no vectors)."""
+    """ "Because you liked" for a stored run: joint indices in, joint indices out (-1 if no vectors)."""
     try:
         V = _stage(store, run_id)["items"]
     except NoVectorsError:

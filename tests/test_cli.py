@@ -48,14 +48,16 @@ def test_run_json_lines_shape(capsys, tmp_path, toy_files):
 
     code, out, _ = run_cli(capsys, "runs", "--store", store)
     assert code == 0 and lines[0]["run_id"] in out
-    code, out, _ = run_cli(capsys, "compare", lines[0]["run_id"], lines[1]["run_id"], "--store", store)
+    code, out, _ = run_cli(
+        capsys, "compare", lines[0]["run_id"], lines[1]["run_id"], "--store", store
+    )
     assert code == 0 and "delta" in out and "warm_users" in out
 
 
 def test_run_from_toml_config(capsys, tmp_path, toy_files):
     cfg = tmp_path / "exp.toml"
     cfg.write_text(
-        f"""
+        """
 strategies = ["target-only"]
 device = "cpu"
 n_boot = 10
@@ -68,7 +70,16 @@ protocol = "recbole"
 """
     )
     code, out, _ = run_cli(
-        capsys, "run", "--config", str(cfg), "--target", toy_files["target"], "--store", str(tmp_path / "s"), "--json", "--quiet"
+        capsys,
+        "run",
+        "--config",
+        str(cfg),
+        "--target",
+        toy_files["target"],
+        "--store",
+        str(tmp_path / "s"),
+        "--json",
+        "--quiet",
     )
     assert code == 0
     rec = json.loads(out.strip().splitlines()[0])

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from recsys_core.data.split_types import SplitConfig
-from recsys_core.pipeline import RunRequest, ScenarioSpec, encode_scenario_text, load_scenario, run_strategies
+from recsys_core.pipeline import (
+    RunRequest,
+    ScenarioSpec,
+    encode_scenario_text,
+    load_scenario,
+    run_strategies,
+)
 from recsys_core.runs.store import RunStore
 from recsys_core.strategies.base import ModelSettings
 
@@ -19,8 +25,13 @@ def test_real_text_model_on_ml100k(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(text.numpy(), axis=1), 1.0, atol=1e-4)
     # The packaged MiniLM reads titles and genres: sequels sit next to their originals.
     ids = list(scn.item_ids)
-    v = {t: text[ids.index(t)] for t in ("Toy Story (1995)", "Aladdin (1992)", "Schindler's List (1993)")}
-    assert float(v["Toy Story (1995)"] @ v["Aladdin (1992)"]) > float(v["Toy Story (1995)"] @ v["Schindler's List (1993)"])
+    v = {
+        t: text[ids.index(t)]
+        for t in ("Toy Story (1995)", "Aladdin (1992)", "Schindler's List (1993)")
+    }
+    assert float(v["Toy Story (1995)"] @ v["Aladdin (1992)"]) > float(
+        v["Toy Story (1995)"] @ v["Schindler's List (1993)"]
+    )
 
     store = RunStore(tmp_path / "runs")
     req = RunRequest(
@@ -33,7 +44,11 @@ def test_real_text_model_on_ml100k(tmp_path):
     assert all(o.status == "done" for o in outs.values())
 
     def m(name, seg):
-        return next(r["value"] for r in outs[name].metrics if (r["segment"], r["metric"], r["k"]) == (seg, "ndcg", 10))
+        return next(
+            r["value"]
+            for r in outs[name].metrics
+            if (r["segment"], r["metric"], r["k"]) == (seg, "ndcg", 10)
+        )
 
     # id-only popularity cannot rank cold items; text-based models can
     assert m("popularity", "cold_items") == 0.0

@@ -15,10 +15,12 @@ from tests.toy import toy_pair, toy_text
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    src, tgt = toy_pair()
+    _src, tgt = toy_pair()
     scn = build_scenario(tgt, None, SplitConfig(cold_user_frac=0.2, cold_ks=(0, 2)))
     store = RunStore(tmp_path_factory.mktemp("store"))
-    req = RunRequest(("popularity", "target-only"), ModelSettings(dim=8, epochs=2), n_boot=10, device="cpu")
+    req = RunRequest(
+        ("popularity", "target-only"), ModelSettings(dim=8, epochs=2), n_boot=10, device="cpu"
+    )
     outs = run_strategies(scn, req, store, text=toy_text(scn.item_ids))
     return scn, store, outs
 

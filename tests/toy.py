@@ -34,13 +34,20 @@ def toy_domain(
         n = per_user + int(rng.integers(0, per_user))
         liked = np.flatnonzero(topic_of_item == fav)
         other = np.flatnonzero(topic_of_item != fav)
-        k_fav = min(len(liked), int(round(n * 0.8)))
+        k_fav = min(len(liked), round(n * 0.8))
         picks = np.concatenate(
             [rng.choice(liked, k_fav, replace=False), rng.choice(other, n - k_fav, replace=False)]
         )
         rng.shuffle(picks)
         for j, i in enumerate(picks):
-            rows.append((f"{user_prefix}{u}", f"{item_prefix}{i}", float(rng.integers(1, 6)), t0 + 1000 * j + u))
+            rows.append(
+                (
+                    f"{user_prefix}{u}",
+                    f"{item_prefix}{i}",
+                    float(rng.integers(1, 6)),
+                    t0 + 1000 * j + u,
+                )
+            )
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
     inter["timestamp"] = inter["timestamp"].astype(np.int64)
     items = pd.DataFrame(
@@ -71,7 +78,9 @@ def toy_text(item_ids: np.ndarray, dim: int = 16, seed: int = 0) -> torch.Tensor
     """Unit text vectors near a topic centre; topic = trailing number % 4."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(4, dim))
-    topics = np.array([int("".join(ch for ch in str(i) if ch.isdigit()) or 0) % 4 for i in item_ids])
+    topics = np.array(
+        [int("".join(ch for ch in str(i) if ch.isdigit()) or 0) % 4 for i in item_ids]
+    )
     x = centres[topics] + 0.3 * rng.normal(size=(len(item_ids), dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return torch.tensor(x, dtype=torch.float32)

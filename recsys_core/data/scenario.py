@@ -201,8 +201,15 @@ def build_scenario(
         su = u_joint[pd.Index(s_users).get_indexer(s_df[USER])]
         si = s_joint[s_item_index.get_indexer(s_df[ITEM])]
         keep = np.ones(len(s_df), dtype=bool)
-        split_has_time = len(split.first_time) == len(t_users) and bool((split.first_time >= 0).any())
-        if source_history == "before-target" and TIME in s_df.columns and target.has_time and split_has_time:
+        split_has_time = len(split.first_time) == len(t_users) and bool(
+            (split.first_time >= 0).any()
+        )
+        if (
+            source_history == "before-target"
+            and TIME in s_df.columns
+            and target.has_time
+            and split_has_time
+        ):
             cutoff = np.full(len(user_ids), np.iinfo(np.int64).max, np.int64)
             last_train = split.train.groupby("user")[TIME].max()
             cutoff[last_train.index.to_numpy()] = last_train.to_numpy() + 1

@@ -114,6 +114,8 @@ class Domain:
         h = hashlib.sha256()
         h.update(pd.util.hash_pandas_object(self.interactions, index=False).values.tobytes())
         if self.items is not None:
-            h.update(pd.util.hash_pandas_object(self.items.astype(str), index=False).values.tobytes())
+            h.update(
+                pd.util.hash_pandas_object(self.items.astype(str), index=False).values.tobytes()
+            )
         h.update("|".join(self.text_fields).encode())
         return h.hexdigest()[:16]

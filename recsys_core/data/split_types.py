@@ -65,7 +65,9 @@ class SplitConfig:
             raise ValueError(f"cold_user_frac must be in [0, 0.9), got {self.cold_user_frac}")
         if not 0.0 <= self.cold_item_frac < 0.5:
             raise ValueError(f"cold_item_frac must be in [0, 0.5), got {self.cold_item_frac}")
-        if not self.cold_ks or any((not isinstance(k, int)) or k < 0 or k > 50 for k in self.cold_ks):
+        if not self.cold_ks or any(
+            (not isinstance(k, int)) or k < 0 or k > 50 for k in self.cold_ks
+        ):
             raise ValueError(f"cold_ks must be integers between 0 and 50, got {self.cold_ks}")
         if len(set(self.cold_ks)) != len(self.cold_ks):
             raise ValueError(f"cold_ks has repeated values: {self.cold_ks}")
@@ -136,7 +138,9 @@ class Split:
         t = self.test
         rows = [("warm_users", t.loc[~t.cold_user, "user"].nunique(), int((~t.cold_user).sum()))]
         for k in self.support:
-            rows.append((f"cold_users_k{k}", t.loc[t.cold_user, "user"].nunique(), int(t.cold_user.sum())))
+            rows.append(
+                (f"cold_users_k{k}", t.loc[t.cold_user, "user"].nunique(), int(t.cold_user.sum()))
+            )
         if len(self.cold_items):
             ci = t.cold_item & ~t.cold_user
             rows.append(("cold_items", t.loc[ci, "user"].nunique(), int(ci.sum())))

@@ -35,7 +35,9 @@ def k_core(df: pd.DataFrame, k: int) -> pd.DataFrame:
         df = df[keep]
 
 
-def _holdout_counts(n: np.ndarray, valid_frac: float, test_frac: float) -> tuple[np.ndarray, np.ndarray]:
+def _holdout_counts(
+    n: np.ndarray, valid_frac: float, test_frac: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-user (n_valid, n_test) following RecBole's ``_calcu_split_ids``.
 
     ``int(ratio * n)`` rows each; then, while train keeps more than one row, a user whose
@@ -110,21 +112,23 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
     if config.has_cold_segments:
         # Cold items first: every interaction with them leaves training (DropoutNet-style
         # item cold start, Volkovs et al. 2017); warm users' rows with them become test rows.
-        n_cold_items = int(round(config.cold_item_frac * n_items))
+        n_cold_items = round(config.cold_item_frac * n_items)
         if n_cold_items:
             cold_items_set[rng.choice(n_items, n_cold_items, replace=False)] = True
         # Cold users need max(k) support rows plus at least one test row.
         kmax = max(config.cold_ks)
         counts = np.bincount(frame["user"].to_numpy(), minlength=n_users)
         eligible = np.flatnonzero(counts >= kmax + 1)
-        n_cold = min(int(round(config.cold_user_frac * n_users)), len(eligible))
+        n_cold = min(round(config.cold_user_frac * n_users), len(eligible))
         if n_cold:
             cold_users = np.sort(rng.choice(eligible, n_cold, replace=False))
         is_cold_user = np.zeros(n_users, dtype=bool)
         is_cold_user[cold_users] = True
         cold_rows = _ordered(frame[is_cold_user[frame["user"].to_numpy()]], rng, by_time=True)
         for k in config.cold_ks:
-            support[k] = cold_rows.loc[cold_rows["pos"] < k, ["user", "item"]].reset_index(drop=True)
+            support[k] = cold_rows.loc[cold_rows["pos"] < k, ["user", "item"]].reset_index(
+                drop=True
+            )
         cold_rows = cold_rows[cold_rows["pos"] >= kmax]
         frame = frame[~is_cold_user[frame["user"].to_numpy()]]
 

@@ -32,7 +32,9 @@ class TextZeroShot:
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         h = history.tocoo()
         idx = torch.from_numpy(np.vstack([h.row, h.col]).astype(np.int64))
-        m = torch.sparse_coo_tensor(idx, torch.ones(h.nnz), size=h.shape, check_invariants=False).to(self.device)
+        m = torch.sparse_coo_tensor(
+            idx, torch.ones(h.nnz), size=h.shape, check_invariants=False
+        ).to(self.device)
         u = torch.sparse.mm(m, self.items)
         u = torch.nn.functional.normalize(u, dim=1)
         empty = torch.from_numpy(np.diff(history.indptr) == 0).to(self.device)

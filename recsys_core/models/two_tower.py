@@ -112,7 +112,9 @@ class TwoTower(nn.Module):
         r = torch.rand(self.n_items, generator=generator).to(self.trained_item.device)
         return r >= p
 
-    def item_vectors(self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def item_vectors(
+        self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(n, d) item vectors for ``items`` (all joint items when None).
 
         ``keep``: optional (n_items,) mask from :meth:`id_keep_mask` (training only).
@@ -128,7 +130,9 @@ class TwoTower(nn.Module):
             parts.append(self.text_proj(txt))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
-    def item_biases(self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def item_biases(
+        self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(n,) item bias: learned popularity prior (id part masked for unseen items)."""
         out = None
         if self.config.use_ids:
@@ -189,7 +193,10 @@ class TwoTower(nn.Module):
         rows = torch.arange(B, device=users.device).repeat_interleave(L)
         w = valid.reshape(-1).to(item_vecs.dtype)
         m = torch.sparse_coo_tensor(
-            torch.stack([rows, hist.reshape(-1)]), w, (B, item_vecs.shape[0]), check_invariants=False
+            torch.stack([rows, hist.reshape(-1)]),
+            w,
+            (B, item_vecs.shape[0]),
+            check_invariants=False,
         )
         s = torch.sparse.mm(m, item_vecs)
         return s, valid.sum(1).to(item_vecs.dtype)

@@ -20,7 +20,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recsys_core.strategies.alignment import DomainClassifier, coral, dann_schedule, grad_reverse, mmd_rbf
+from recsys_core.strategies.alignment import (
+    DomainClassifier,
+    coral,
+    dann_schedule,
+    grad_reverse,
+    mmd_rbf,
+)
 from recsys_core.strategies.base import (
     Context,
     Fitted,
@@ -64,7 +70,9 @@ class AdaptConfig(StrategyConfig):
         if not 0 <= self.source_weight <= 100:
             raise ValueError(f"source_weight must be between 0 and 100, got {self.source_weight}")
         if not 8 <= self.align_samples <= 100_000:
-            raise ValueError(f"align_samples must be between 8 and 100000, got {self.align_samples}")
+            raise ValueError(
+                f"align_samples must be between 8 and 100000, got {self.align_samples}"
+            )
         if self.init not in ("scratch", "source"):
             raise ValueError(f"init must be scratch or source, not {self.init!r}")
 
@@ -149,7 +157,8 @@ class AdaptStrategy(Strategy):
             scorer=scorer,
             stages=stages,
             history=with_stage(res.history, "joint"),
-            n_parameters=model.n_parameters() + (sum(p.numel() for p in clf.parameters()) if clf else 0),
+            n_parameters=model.n_parameters()
+            + (sum(p.numel() for p in clf.parameters()) if clf else 0),
             info={
                 "best_epoch": res.best_epoch,
                 "best_val_ndcg@10": res.best_val,

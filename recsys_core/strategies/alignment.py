@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 
-def mmd_rbf(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+def mmd_rbf(
+    x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+) -> torch.Tensor:
     """Biased MMD^2 estimate between x (n, d) and y (m, d) with a sum of RBF kernels."""
     z = torch.cat([x, y]).float()
     d2 = torch.cdist(z, z).pow(2)

@@ -167,7 +167,9 @@ def target_matrix(scn: Scenario, with_valid: bool = False) -> sp.csr_matrix:
     return m
 
 
-def target_data(scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0) -> DomainData:
+def target_data(
+    scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0
+) -> DomainData:
     tr = scn.split.train
     return DomainData(
         name="target",
@@ -179,7 +181,9 @@ def target_data(scn: Scenario, history: sp.csr_matrix | None = None, weight: flo
     )
 
 
-def source_data(scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0) -> DomainData:
+def source_data(
+    scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0
+) -> DomainData:
     st = scn.source_train
     return DomainData(
         name="source",
@@ -275,7 +279,8 @@ def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, Tra
             model,
             [source_data(scn)],
             ctx.settings.train_config(
-                epochs=ctx.settings.source_epochs, max_per_epoch=max(ctx.settings.source_per_epoch, ctx.settings.batch_size)
+                epochs=ctx.settings.source_epochs,
+                max_per_epoch=max(ctx.settings.source_per_epoch, ctx.settings.batch_size),
             ),
             validate=make_validate(scorer, scn, ctx.device),
             callbacks=ctx.callbacks,

@@ -35,7 +35,9 @@ def target_train_csr(ctx: Context):
 
 def item_popularity(ctx: Context) -> np.ndarray:
     s = ctx.scenario
-    return np.bincount(s.split.train["item"].to_numpy(), minlength=s.n_target_items).astype(np.float32)
+    return np.bincount(s.split.train["item"].to_numpy(), minlength=s.n_target_items).astype(
+        np.float32
+    )
 
 
 @dataclass(frozen=True)

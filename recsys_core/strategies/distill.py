@@ -89,8 +89,12 @@ class DistillStrategy(Strategy):
         hist = joint_history(s)
         teacher_dim = cfg.teacher_dim or ctx.settings.dim
         if cfg.student_dim > teacher_dim:
-            raise ValueError(f"student_dim ({cfg.student_dim}) must not exceed the teacher's width ({teacher_dim})")
-        teacher, src_res = pretrain_source(ctx, dim=None if teacher_dim == ctx.settings.dim else teacher_dim)
+            raise ValueError(
+                f"student_dim ({cfg.student_dim}) must not exceed the teacher's width ({teacher_dim})"
+            )
+        teacher, src_res = pretrain_source(
+            ctx, dim=None if teacher_dim == ctx.settings.dim else teacher_dim
+        )
         curves = with_stage(src_res.history, "teacher source")
         t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
         if cfg.teacher == "source+target":
@@ -145,7 +149,10 @@ class DistillStrategy(Strategy):
         }
         return Fitted(
             scorer=s_scorer,
-            stages={"teacher": stage_vectors(teacher, s, hist), "final": stage_vectors(student, s, hist)},
+            stages={
+                "teacher": stage_vectors(teacher, s, hist),
+                "final": stage_vectors(student, s, hist),
+            },
             history=curves,
             n_parameters=student.n_parameters(),
             info={

@@ -64,7 +64,9 @@ def frozen_names(freeze: str) -> set[str]:
     return out
 
 
-def l2sp_term(model: torch.nn.Module, anchor: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]):
+def l2sp_term(
+    model: torch.nn.Module, anchor: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+):
     """sum over carried params of ||theta - theta_src||^2 (masked rows for id tables)."""
     total = torch.zeros((), device=next(model.parameters()).device)
     for name, p in model.named_parameters():

@@ -68,7 +68,13 @@ class FusionStrategy(Strategy):
         grid = (cfg.beta,) if cfg.beta is not None else cfg.betas
         table = []
         for b in grid:
-            v = validation_metric(FusionScorer(base.scorer, text, b), s.split, metric="ndcg", k=10, device=str(ctx.device))
+            v = validation_metric(
+                FusionScorer(base.scorer, text, b),
+                s.split,
+                metric="ndcg",
+                k=10,
+                device=str(ctx.device),
+            )
             table.append({"beta": b, "val_ndcg@10": v})
         best = max(table, key=lambda r: r["val_ndcg@10"])
         return Fitted(

@@ -54,4 +54,3 @@ class Callbacks:
     def info(self, line: str) -> None:
         if self.log is not None:
             self.log(line)
-

@@ -18,11 +18,15 @@ def choose_device(choice: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        raise ValueError(
+            "device 'cuda' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'"
+        )
     if choice == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
-        raise ValueError("device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'")
+        raise ValueError(
+            "device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'"
+        )
     if choice not in ("cpu", "cuda", "mps") and not choice.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu, cuda or mps, not {choice!r}")
     return torch.device(choice)

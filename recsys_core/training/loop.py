@@ -147,7 +147,9 @@ class _DeviceDomain:
         # (in-batch positives drawn by frequency, plus uniform negatives): the logQ
         # correction of Yi et al., RecSys 2019, so popular items are not over-penalised
         # for being everyone's in-batch negative.
-        freq = np.bincount(d.items, minlength=self.n_items_key).astype(np.float64) / max(len(d.items), 1)
+        freq = np.bincount(d.items, minlength=self.n_items_key).astype(np.float64) / max(
+            len(d.items), 1
+        )
         self.freq = torch.from_numpy(freq).float().to(device)
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -232,7 +234,9 @@ def train(
     model.to(device)
     mark_trained(model, domains)
     dd = [_DeviceDomain(d, device) for d in domains]
-    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    trainable = [
+        p for p in (params if params is not None else model.parameters()) if p.requires_grad
+    ]
     # fused Adam: one kernel per step instead of a dozen elementwise passes per table.
     opt = torch.optim.Adam(trainable, lr=cfg.lr, fused=True) if trainable else None
     main = dd[0]
@@ -268,7 +272,9 @@ def train(
                     u, i = batches[d.name]
                     hs = hc = None
                     if model.config.use_history:
-                        hs, hc = model.sampled_history(u, i, d.indptr, d.indices, item_vecs, gen_for(device, gen))
+                        hs, hc = model.sampled_history(
+                            u, i, d.indptr, d.indices, item_vecs, gen_for(device, gen)
+                        )
                     uv = model.user_vectors_from_sum(u, hs, hc)
                     user_vecs[d.name] = uv
                     loss = loss + d.weight * _rec_loss(d, cfg, u, uv, i, item_vecs, biases, gen)
@@ -277,7 +283,9 @@ def train(
                             uv.pow(2).sum(1).mean() + item_vecs[i].pow(2).sum(1).mean()
                         )
                 if extra_loss is not None:
-                    ctx = StepContext(model, item_vecs, batches, user_vecs, step / total_steps, step)
+                    ctx = StepContext(
+                        model, item_vecs, batches, user_vecs, step / total_steps, step
+                    )
                     loss = loss + extra_loss(ctx)
             if opt is not None:
                 opt.zero_grad(set_to_none=True)

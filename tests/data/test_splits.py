@@ -28,14 +28,21 @@ def test_no_test_or_valid_pair_in_train(dom, protocol):
     for sup in s.support.values():
         assert not train & _pairs(sup)
     # every interaction lands somewhere (cold-user rows before max k are support only)
-    total = len(s.train) + len(s.valid) + len(s.test) + (len(s.support[max(s.support)]) if s.support else 0)
+    total = (
+        len(s.train)
+        + len(s.valid)
+        + len(s.test)
+        + (len(s.support[max(s.support)]) if s.support else 0)
+    )
     assert total == len(dom.interactions)
 
 
 def test_cold_users_and_items_have_no_training_rows(dom):
     s = make_split(dom, SplitConfig(cold_user_frac=0.2, cold_item_frac=0.1, seed=2))
     assert len(s.cold_users) == 16
-    assert not set(s.cold_users) & set(s.train["user"]) and not set(s.cold_users) & set(s.valid["user"])
+    assert not set(s.cold_users) & set(s.train["user"]) and not set(s.cold_users) & set(
+        s.valid["user"]
+    )
     assert len(s.cold_items) >= 5
     assert not set(s.cold_items) & set(s.train["item"])
     # test rows carry the right flags
@@ -63,7 +70,8 @@ def test_support_is_first_k_by_time_and_test_after_kmax(dom):
 def test_warm_users_test_is_latest(dom):
     s = make_split(dom, SplitConfig(protocol="temporal", seed=0))
     inter = dom.interactions.assign(
-        user=s.user_map.encode(dom.interactions.user_id), item=s.item_map.encode(dom.interactions.item_id)
+        user=s.user_map.encode(dom.interactions.user_id),
+        item=s.item_map.encode(dom.interactions.item_id),
     )
     t_of = inter.set_index(["user", "item"])["timestamp"]
     for u in range(5):
@@ -110,7 +118,12 @@ def test_segment_labels_on_hand_made_example():
     rows.append(("u0", "c", 1.0, 100))
     df = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
     dom = Domain("hand", df)
-    s = make_split(dom, SplitConfig(cold_user_frac=0.25, cold_item_frac=0.0, cold_ks=(0, 1), valid_frac=0.2, test_frac=0.2))
+    s = make_split(
+        dom,
+        SplitConfig(
+            cold_user_frac=0.25, cold_item_frac=0.0, cold_ks=(0, 1), valid_frac=0.2, test_frac=0.2
+        ),
+    )
     # one cold user (25% of 4), tested on everything after its first interaction
     assert len(s.cold_users) == 1
     cu = int(s.cold_users[0])

@@ -29,7 +29,10 @@ def test_l2sp_pulls_toward_source_weights(make_ctx):
     anchor = {n: p.detach().clone() for n, p in src.named_parameters()}
 
     def dist(weights):
-        return sum(float((weights[n] - anchor[n]).pow(2).sum()) for n in ("text_proj.weight", "item_emb", "user_emb"))
+        return sum(
+            float((weights[n] - anchor[n]).pow(2).sum())
+            for n in ("text_proj.weight", "item_emb", "user_emb")
+        )
 
     free = dist(FineTuneStrategy(FineTuneConfig(l2sp=0.0)).fit(ctx).weights)
     tied = dist(FineTuneStrategy(FineTuneConfig(l2sp=1.0)).fit(ctx).weights)

@@ -58,6 +58,8 @@ def test_source_strategies_need_a_source(make_ctx, toy_scenario):
     import dataclasses
 
     ctx = make_ctx()
-    ctx.scenario = dataclasses.replace(toy_scenario, source=None, source_train=toy_scenario.source_train.iloc[:0])
+    ctx.scenario = dataclasses.replace(
+        toy_scenario, source=None, source_train=toy_scenario.source_train.iloc[:0]
+    )
     with pytest.raises(ValueError, match="needs a source domain"):
         get_strategy("fine-tune").fit(ctx)
