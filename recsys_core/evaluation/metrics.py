@@ -16,6 +16,8 @@ K recommended, ``|T|`` the number of ground-truth items and ``rank`` 1-based:
 
 Users with no ground-truth items are skipped (they get no row), not counted as zeros.
 Padding ``-1`` in a list is "no recommendation": it never hits, but K stays K.
+Lists come from :mod:`recsys_core.evaluation.ranking`: descending score, ties broken by
+ascending item index, known items masked before the cut at K.
 
 See docs/metrics.md for the same definitions with a worked example.
 """
