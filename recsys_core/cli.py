@@ -112,7 +112,7 @@ def build_request(args: argparse.Namespace):
         strategies = [s.strip() for s in strategies.split(",") if s.strip()]
 
     settings = dict(conf.get("settings", {}))
-    for key in ("model", "dim", "epochs", "seed", "loss", "batch_size", "lr", "source_epochs"):
+    for key in ("model", "dim", "epochs", "seed", "loss", "batch_size", "lr", "source_epochs", "weight_decay"):
         v = getattr(args, key, None)
         if v is not None:
             settings[key] = v
@@ -337,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source-epochs", type=int)
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
-    r.add_argument("--loss", choices=["bpr", "softmax"])
+    r.add_argument("--weight-decay", type=float, help="L2 on the user and item vectors of each batch")
+    r.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
     r.add_argument("--seed", type=int)
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     r.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from recsys_core.models.two_tower import TwoTower
 from recsys_core.training.callbacks import Callbacks, ProgressEvent
 
-Loss = Literal["bpr", "softmax"]
+Loss = Literal["bpr", "softmax", "full-softmax"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     """L2 on the rows touched by a batch (embedding-style regularisation)."""
     loss: Loss = "softmax"
-    """bpr: pairwise with one uniform negative; softmax: sampled softmax over in-batch
-    positives plus shared uniform negatives (accidental hits masked)."""
+    """bpr: pairwise with one uniform negative (Rendle et al. 2009); softmax: sampled
+    softmax over in-batch positives plus shared uniform negatives (accidental hits
+    masked, logQ-corrected); full-softmax: cross-entropy over the domain's whole
+    catalogue, exact and, for catalogues of a few thousand items, cheap."""
     n_negatives: int = 256
     """uniform negatives per batch for the softmax loss."""
     in_batch: int = 256
@@ -66,8 +68,8 @@ class TrainConfig:
             raise ValueError(f"lr must be in (0, 10), got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.loss not in ("bpr", "softmax"):
-            raise ValueError(f"loss must be 'bpr' or 'softmax', not {self.loss!r}")
+        if self.loss not in ("bpr", "softmax", "full-softmax"):
+            raise ValueError(f"loss must be 'bpr', 'softmax' or 'full-softmax', not {self.loss!r}")
         if self.in_batch < 0:
             raise ValueError(f"in_batch must be >= 0, got {self.in_batch}")
         if self.n_negatives < 1:
@@ -151,6 +153,10 @@ class _DeviceDomain:
             len(d.items), 1
         )
         self.freq = torch.from_numpy(freq).float().to(device)
+        # position of each joint item in this domain's pool (-1 outside), for full softmax
+        pos_in_pool = np.full(self.n_items_key, -1, np.int64)
+        pos_in_pool[d.pool] = np.arange(len(d.pool))
+        self.pos_in_pool = torch.from_numpy(pos_in_pool).to(device)
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         k = users * self.n_items_key + items
@@ -189,6 +195,9 @@ def _rec_loss(
             neg = torch.where(bad, fresh, neg)
         neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
         return -F.logsigmoid(pos_score - neg_score).mean()
+    if cfg.loss == "full-softmax":
+        logits = (user_vec @ item_vecs[pool].T + biases[pool]) / cfg.temperature
+        return F.cross_entropy(logits, d.pos_in_pool[pos])
     # Sampled softmax over shared candidates: up to `in_batch` positives of other rows
     # (drawn by popularity) plus `n_negatives` uniform items. Each row scores its own
     # positive first; candidates equal to it (accidental hits) are masked. Every logit

@@ -1,0 +1,44 @@
+"""Recsys Transfer Lab: does transfer learning help a thin recommendation domain?
+
+Run with ``streamlit run app.py``. This file only sets up the page, the session state
+and the sidebar, then hands over to the page the user chose (``st.navigation``); each
+page in ``pages/`` reads widgets, calls the engine (``recsys_core``) and renders.
+Heavy libraries (torch, transformers) are imported inside the functions that need them,
+so the first page answers within seconds of the server starting.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import state
+from ui.components import sidebar
+
+st.set_page_config(
+    page_title="Recsys Transfer Lab",
+    page_icon=":material/hub:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+state.init_session_state()
+state.keep_widget_values()
+
+pages = {
+    "Prepare": [
+        st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    ],
+    "Analyse": [
+        st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/users.py", title="Users", icon=":material/person_search:"),
+    ],
+}
+page = st.navigation(pages)
+# A little less empty space above the page title than Streamlit's default.
+st.markdown(
+    "<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;}</style>",
+    unsafe_allow_html=True,
+)
+sidebar()
+page.run()

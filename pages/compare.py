@@ -1,0 +1,339 @@
+"""Compare: metrics with 95% intervals, paired deltas against a baseline, verdict, charts,
+CSV and standalone HTML export. Widget keys start with ``compare_``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import charts, state
+from ui.components import (
+    done_runs,
+    empty_state,
+    html_report,
+    page_header,
+    run_names,
+    run_table,
+    show_error,
+    show_flash,
+)
+
+METRICS = {
+    "ndcg": "NDCG",
+    "recall": "Recall",
+    "hit": "Hit rate",
+    "mrr": "MRR",
+    "precision": "Precision",
+}
+
+
+def pick_runs(store):
+    """Scenario filter, data-version filter, run multiselect, metric, K, baseline."""
+    runs = done_runs(store)
+    if runs.empty:
+        empty_state("No runs yet: train a few strategies first.", "train", "Go to Train")
+        return None
+    scn = state.scenario()
+    scenarios = list(dict.fromkeys(runs["scenario"]))
+    default_scn = scn.name if scn is not None and scn.name in scenarios else scenarios[0]
+    c = st.columns([2, 2, 1, 1])
+    chosen = c[0].selectbox(
+        "scenario", scenarios, index=scenarios.index(default_scn), key="compare_scenario"
+    )
+    only_mine = c[1].toggle(
+        "only this session's runs",
+        value=False,
+        key="compare_mine",
+        help="Hide runs other sessions put in the store.",
+    )
+    metric = c[2].selectbox("metric", list(METRICS), format_func=METRICS.get, key="compare_metric")
+    k = c[3].selectbox("K", [5, 10, 20], index=1, key="compare_k")
+    rs = runs[runs["scenario"] == chosen]
+    if only_mine:
+        rs = rs[rs["run_id"].isin(state.jobs().run_ids())]
+    if rs.empty:
+        empty_state(
+            "No finished runs of this session on this scenario yet.", "train", "Go to Train"
+        )
+        return None
+    # Runs are comparable only on one data version and split (same fingerprint).
+    fps = list(dict.fromkeys(rs["data_fingerprint"]))
+    if len(fps) > 1:
+        fp_active = scn.fingerprint() if scn is not None else None
+        counts = rs["data_fingerprint"].value_counts()
+        fp = st.radio(
+            "data version (runs of different splits or data are not comparable)",
+            fps,
+            index=fps.index(fp_active) if fp_active in fps else 0,
+            format_func=lambda f: (
+                f"{f} · {counts[f]} run(s)" + (" · loaded now" if f == fp_active else "")
+            ),
+            horizontal=True,
+            key="compare_fp",
+        )
+        rs = rs[rs["data_fingerprint"] == fp]
+    records = rs.to_dict("records")
+    names = run_names(records)
+    ids = st.multiselect(
+        "runs",
+        list(rs["run_id"]),
+        default=list(rs["run_id"])[:8],
+        format_func=lambda r: f"{names[r]}  ({r})",
+        key="compare_runs",
+    )
+    if not ids:
+        st.info("Choose at least one run.")
+        return None
+    from recsys_core.compare import default_baseline
+
+    full = [store.get_run(r) for r in ids]
+    base_default = default_baseline(full)
+    baseline = st.selectbox(
+        "baseline",
+        ids,
+        index=ids.index(base_default),
+        format_func=lambda r: (
+            names[r] + ("  (default: best baseline on validation)" if r == base_default else "")
+        ),
+        key="compare_baseline",
+        help="Deltas are paired bootstrap differences against this run. The default is the baseline-kind run "
+        "with the best validation NDCG@10, not the weakest.",
+    )
+    return full, names, baseline, metric, int(k)
+
+
+def pretty_verdict(line: str) -> str:
+    """'cold_users_k3: ...' -> '**Cold users, k=3**: ...' (the engine's sentence kept)."""
+    seg, sep, rest = line.partition(": ")
+    return f"**{charts.segment_label(seg)}**: {rest}" if sep else line
+
+
+def table_view(table: pd.DataFrame, names: dict) -> pd.DataFrame:
+    """One row per (segment, run): value with interval, delta with interval, mark."""
+
+    def mark(r) -> str:
+        if r["run_id"] == r["baseline"]:
+            return "baseline"
+        if not r["significant"]:
+            return ""
+        return "▲ better" if r["delta"] > 0 else "▼ worse"
+
+    # Segment-major order: the runs of one segment sit together, baseline first.
+    seg_order = {s: i for i, s in enumerate(dict.fromkeys(table["segment"]))}
+    table = table.assign(
+        _s=table["segment"].map(seg_order), _b=(table["run_id"] != table["baseline"]).astype(int)
+    ).sort_values(["_s", "_b"], kind="stable")
+    view = pd.DataFrame(
+        {
+            "Segment": table["segment"].map(charts.segment_label),
+            "Run": table["run_id"].map(names),
+            "Value": table["value"],
+            "95% CI": [
+                f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])
+            ],
+            "Δ vs baseline": [
+                "" if rid == b or not np.isfinite(d) else f"{d:+.4f}"
+                for rid, b, d in zip(table["run_id"], table["baseline"], table["delta"])
+            ],
+            "Δ 95% CI": [
+                "" if rid == b or not np.isfinite(lo) else f"[{lo:+.4f}, {hi:+.4f}]"
+                for rid, b, lo, hi in zip(
+                    table["run_id"], table["baseline"], table["delta_low"], table["delta_high"]
+                )
+            ],
+            "Significant": [mark(r) for _, r in table.iterrows()],
+        }
+    )
+    return view
+
+
+def stacked_metrics(full: list[dict]) -> pd.DataFrame:
+    frames = []
+    for r in full:
+        m = pd.DataFrame(r.get("metrics") or [])
+        if len(m):
+            frames.append(m.assign(run_id=r["run_id"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def curves(full: list[dict]) -> pd.DataFrame:
+    root = st.session_state[state.STORE_ROOT]
+    frames = []
+    for r in full:
+        c = run_table(root, r["run_id"], "curve")
+        if c is not None and len(c):
+            frames.append(
+                c.assign(run_id=r["run_id"], stage=c["stage"] if "stage" in c else "target")
+            )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def time_size(full: list[dict], names: dict) -> pd.DataFrame:
+    rows = []
+    for r in full:
+        s = r.get("seconds") or {}
+        info = (r.get("extra") or {}).get("info", {})
+        rows.append(
+            {
+                "name": names[r["run_id"]],
+                "fit": float(s.get("fit", 0.0)),
+                "evaluate": float(s.get("evaluate", 0.0)),
+                "n_parameters": int(info.get("n_parameters") or 0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+page_header(
+    "Compare",
+    "Metrics per segment with 95% bootstrap intervals, and paired deltas against a baseline. "
+    "A gain counts only when its interval excludes zero.",
+)
+show_flash()
+store = state.store()
+picked = pick_runs(store)
+if picked is not None:
+    full, names, baseline, metric, k = picked
+    from recsys_core.compare import compare_runs, verdict
+
+    try:
+        with st.spinner("Bootstrapping the deltas…"):
+            table = compare_runs(
+                store, [r["run_id"] for r in full], baseline=baseline, metric=metric, k=k
+            )
+    except Exception as exc:
+        show_error(exc, "comparison")
+        table = None
+    if table is not None and not table.empty:
+        lines = verdict(table)
+        st.subheader("Verdict")
+        if lines:
+            wins = [pretty_verdict(x) for x in lines if "beats the baseline" in x]
+            rest = [pretty_verdict(x) for x in lines if "beats the baseline" not in x]
+            if wins:
+                st.success("\n".join(f"- {x}" for x in wins), icon=":material/trending_up:")
+            if rest:
+                st.info("\n".join(f"- {x}" for x in rest), icon=":material/trending_flat:")
+        else:
+            st.info(
+                "No transfer strategy among the chosen runs: add one to get a verdict.",
+                icon=":material/info:",
+            )
+        st.subheader("Metrics table")
+        view = table_view(table, names)
+        st.container(key="compare_table_box").dataframe(
+            view.style.apply(
+                lambda col: [
+                    "color: #1a7f37; font-weight: 600" if v.startswith("▲")
+                    else "color: #cf222e; font-weight: 600" if v.startswith("▼")
+                    else "color: #6b6f7b" if v == "baseline" else ""
+                    for v in col
+                ],
+                subset=["Significant"],
+            ).format({"Value": "{:.4f}"}),
+            hide_index=True,
+            width="stretch",
+            height=min(38 + 35 * len(view), 800),
+            key="compare_table",
+        )  # fmt: skip
+        st.caption(
+            f"{METRICS[metric]}@{k}. ▲/▼: the paired 95% interval of the delta excludes zero. "
+            f"Baseline: {names[baseline]}."
+        )
+        metrics_all = stacked_metrics(full)
+        figs = [("Metric by segment", charts.metric_by_segment(table, names))]
+        t1, t2, t3, t4, t5 = st.tabs(
+            [
+                "By segment",
+                "Few-shot (cold users)",
+                "Cold items",
+                "Training curves",
+                "Time and size",
+            ]
+        )
+        with t1:
+            st.plotly_chart(figs[0][1], theme=None, key="compare_fig_segment")
+        with t2:
+            if len(metrics_all) and metrics_all["segment"].str.startswith("cold_users_k").any():
+                f = charts.few_shot_curve(metrics_all, names, metric, k)
+                figs.append(("Few-shot curve", f))
+                st.plotly_chart(f, theme=None, key="compare_fig_fewshot")
+                st.caption(
+                    "Each cold user reveals k interactions; every k is scored on the same test items."
+                )
+            else:
+                st.info(
+                    "This split has no cold users (choose the cold-start protocol on the Data page)."
+                )
+        with t3:
+            if len(metrics_all) and (metrics_all["segment"] == "cold_items").any():
+                f = charts.cold_items(metrics_all, names, k)
+                figs.append(("Cold items", f))
+                st.plotly_chart(f, theme=None, key="compare_fig_cold")
+                st.caption(
+                    "Id-only models cannot score items they never saw; text-aware models can."
+                )
+            else:
+                st.info("This split has no cold items.")
+        with t4:
+            cv = curves(full)
+            if len(cv):
+                f = charts.training_curves(cv, names)
+                figs.append(("Training curves", f))
+                st.plotly_chart(f, theme=None, key="compare_fig_curves")
+                st.caption("Dashed: pre-training on the source. Validation never looks at test.")
+            else:
+                st.info(
+                    "None of these runs has a training curve (popularity, EASE and iALS do not train by epochs)."
+                )
+        with t5:
+            ts = time_size(full, names)
+            f = charts.time_and_size(ts)
+            figs.append(("Time and size", f))
+            st.plotly_chart(f, theme=None, key="compare_fig_time")
+        st.subheader("Export")
+        c = st.columns(3)
+        c[0].download_button(
+            "Metrics table (CSV)",
+            table.assign(run_name=table["run_id"].map(names)).to_csv(index=False).encode(),
+            file_name=f"comparison_{metric}{k}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/table:",
+            key="compare_csv",
+        )
+        c[1].download_button(
+            "All metrics of these runs (CSV)",
+            metrics_all.assign(run_name=metrics_all["run_id"].map(names))
+            .to_csv(index=False)
+            .encode()
+            if len(metrics_all)
+            else b"",
+            file_name="all_metrics.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/dataset:",
+            key="compare_csv_all",
+        )
+        scenario_name = full[0].get("scenario", "")
+        subtitle = f"{METRICS[metric]}@{k} · baseline {names[baseline]} · {len(full)} runs"
+
+        def report(
+            title=f"Transfer report: {scenario_name}", sub=subtitle, v=view, ls=lines, fs=figs
+        ) -> bytes:
+            # Built on click, in Streamlit's download thread (plotly.js is inlined: ~5 MB).
+            return html_report(title, sub, v, ls, fs).encode()
+
+        c[2].download_button(
+            "Report (standalone HTML)",
+            report,
+            on_click="ignore",
+            file_name=f"transfer_report_{scenario_name.replace(':', '_')}.html",
+            mime="text/html",
+            icon=":material/description:",
+            key="compare_html",
+        )
+    elif table is not None:
+        st.info("These runs have no metrics to compare.")

@@ -1,0 +1,511 @@
+"""Background training jobs for the app: one worker thread per manager, jobs run FIFO.
+
+The app keeps one :class:`JobManager` per browser session (in ``st.session_state``), so
+two sessions never see each other's jobs, and a job keeps running when its session
+switches pages. The page never talks to the worker thread about progress: the worker
+writes everything (status, heartbeats, results, errors) to the run store and the page
+polls the store. Nothing here imports streamlit, and the worker never calls into the UI.
+
+Lifecycle of one job (:meth:`JobManager.submit`):
+
+1. At once, in the caller's thread: the scenario is loaded (unless the caller passes the
+   one it already holds) and one run per strategy is created in the store with status
+   "queued", so a what-if grid shows as a queue before anything trains. If the data
+   cannot be loaded, the runs are created and marked failed with the loader's message.
+2. In the worker thread, when the job's turn comes: the item text is encoded (only when
+   a requested strategy reads it; cached on disk by the engine), then
+   :func:`recsys_core.pipeline.run_strategies` trains, evaluates and stores each run.
+3. :meth:`JobManager.cancel` sets the job's event, which the engine polls through
+   ``Callbacks.should_cancel``; a queued job is cancelled before it starts.
+
+Heavy modules (torch, the pipeline) are imported inside the functions that need them so
+that importing this module, which the app does on its first page, stays cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from recsys_core.errors import DataError
+
+if TYPE_CHECKING:  # imported lazily at run time (torch behind them)
+    from recsys_core.data.scenario import Scenario
+    from recsys_core.data.split_types import SplitConfig
+    from recsys_core.pipeline import RunRequest, ScenarioSpec
+
+log = logging.getLogger(__name__)
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+TEXT_STRATEGIES = frozenset({"text-zero-shot", "fusion"})
+"""Strategies that read the item text whatever the model setting."""
+
+UNAVAILABLE_FINGERPRINT = "unavailable"
+"""Data fingerprint of runs whose data could not be loaded."""
+
+
+def needs_text(request: RunRequest) -> bool:
+    """Whether any strategy of ``request`` reads the frozen item text vectors.
+
+    The two-tower model projects item text into every item vector; BPR-MF, EASE, iALS
+    and popularity are id-only, so a request made only of those skips the text encoder
+    (tens of seconds the first time on a CPU).
+    """
+    if any(s in TEXT_STRATEGIES for s in request.strategies):
+        return True
+    return request.settings.model == "two-tower" and any(
+        s != "popularity" for s in request.strategies
+    )
+
+
+@dataclass
+class _Job:
+    job_id: str
+    label: str
+    strategies: tuple[str, ...]
+    run_ids: list[str]
+    store_root: str
+    request: Any
+    scenario: Any
+    submitted_at: float
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    state: JobState = "queued"
+    phase: str = "queued"
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A read-only snapshot of one job, safe to hand to the UI thread.
+
+    Attributes:
+        job_id: "job-1", "job-2"... (unique within one manager).
+        label: what the analyst called it (or the strategies joined by " + ").
+        strategies: the strategies of the job, in run order.
+        run_ids: the store's run ids, one per strategy, in the same order.
+        state: queued, running, done (at least one run finished), failed (none
+            finished), cancelled.
+        phase: what the worker is doing now ("encode text", "train", ...).
+        error: the message when the job failed before or outside any run.
+    """
+
+    job_id: str
+    label: str
+    strategies: tuple[str, ...]
+    run_ids: tuple[str, ...]
+    store_root: str
+    state: JobState
+    phase: str
+    error: str | None
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+
+class JobManager:
+    """Runs training jobs one after another in a single background thread.
+
+    One manager per browser session. Thread-safe: ``submit``, ``cancel`` and the
+    read methods may be called from any thread. The worker thread is started on the
+    first submit and is a daemon, so it never keeps a stopping server alive.
+    """
+
+    def __init__(self, name: str = "session") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: dict[str, _Job] = {}
+        self._counter = itertools.count(1)
+        self._worker: threading.Thread | None = None
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._device: dict[str, Any] | None = None
+        self._device_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        spec: ScenarioSpec,
+        split_config: SplitConfig,
+        source_history: str,
+        request: RunRequest,
+        store_root: str | Path,
+        *,
+        scenario: Scenario | None = None,
+    ) -> str:
+        """Queue one job (one run per strategy of ``request``) and return its id.
+
+        Args:
+            spec: where the data comes from (recorded in each run's config, so the
+                scenario can be rebuilt later).
+            split_config, source_history: how the target is split and how much source
+                history cold users keep.
+            request: strategies, model settings, options, device, bootstrap size.
+            store_root: the run store folder the runs land in.
+            scenario: the scenario already loaded from ``spec`` with these settings (the
+                app's Data page holds one); None loads it here, synchronously.
+
+        Returns:
+            The job id. The runs exist in the store (status "queued", or "failed" with
+            the loader's message when the data could not be loaded) when this returns.
+        """
+        from recsys_core.runs.store import RunStore
+
+        store = RunStore(store_root)
+        label = request.label or " + ".join(request.strategies)
+        load_error: str | None = None
+        if scenario is None:
+            try:
+                from recsys_core.pipeline import load_scenario
+
+                scenario = load_scenario(spec, split_config, source_history)
+            except (DataError, ValueError, OSError) as exc:
+                load_error = str(exc)
+        run_ids = self._create_runs(store, spec, request, scenario, load_error)
+        with self._lock:
+            job_id = f"job-{next(self._counter)}"
+            job = _Job(
+                job_id=job_id,
+                label=label,
+                strategies=tuple(request.strategies),
+                run_ids=run_ids,
+                store_root=str(store.root),
+                request=request,
+                scenario=scenario,
+                submitted_at=time.time(),
+            )
+            self._jobs[job_id] = job
+            if load_error is not None:
+                job.state, job.phase, job.error = "failed", "failed", load_error
+                job.finished_at = time.time()
+                job.scenario = None
+                return job_id
+            self._ensure_worker()
+        self._queue.put(job)
+        return job_id
+
+    def _create_runs(
+        self,
+        store,
+        spec: ScenarioSpec,
+        request: RunRequest,
+        scenario: Scenario | None,
+        load_error: str | None,
+    ) -> list[str]:
+        ids = []
+        spec_dict = asdict(spec)
+        for name in request.strategies:
+            if scenario is not None:
+                from recsys_core.pipeline import run_config
+
+                config = {**run_config(scenario, request, name), "spec": spec_dict}
+                rid = store.create_run(
+                    name, scenario.name, config, scenario.fingerprint(), label=request.label
+                )
+            else:
+                config = {
+                    "strategy": name,
+                    "options": dict(request.options.get(name) or {}),
+                    "settings": asdict(request.settings),
+                    "device": request.device,
+                    "n_boot": request.n_boot,
+                    "spec": spec_dict,
+                }
+                rid = store.create_run(
+                    name, spec.label, config, UNAVAILABLE_FINGERPRINT, label=request.label
+                )
+                store.fail(rid, load_error or "the data could not be loaded")
+            ids.append(rid)
+        return ids
+
+    def _ensure_worker(self) -> None:
+        """Start the worker thread if it is not running (caller holds the lock)."""
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(
+                target=self._loop, name=f"rtl-jobs-{self.name}", daemon=True
+            )
+            self._worker.start()
+
+    # ------------------------------------------------------------------ controlling
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop. A queued job is cancelled at once; a running one stops at
+        the engine's next check (within one training step).
+
+        Returns:
+            True when the job was queued or running, False when it had already ended.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise KeyError(f"no job {job_id!r} in this session")
+            if job.state not in ("queued", "running"):
+                return False
+            job.cancel_event.set()
+            queued = job.state == "queued"
+        if queued:
+            # Show it at once; the worker skips a cancelled job when its turn comes.
+            self._mark_open_runs(job, "cancelled", "cancelled before it started")
+        return True
+
+    def shutdown(self, wait: bool = False, timeout: float | None = None) -> None:
+        """Cancel every job and stop the worker (tests; the app never needs it)."""
+        for info in self.jobs():
+            if info.active:
+                self.cancel(info.job_id)
+        self._queue.put(None)
+        if wait and self._worker is not None:
+            self._worker.join(timeout)
+
+    # ------------------------------------------------------------------ reading
+
+    def jobs(self) -> list[JobInfo]:
+        """Snapshots of every job of this manager, newest first."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [self._snapshot(j) for j in reversed(jobs)]
+
+    def get(self, job_id: str) -> JobInfo:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise KeyError(f"no job {job_id!r} in this session")
+            return self._snapshot(job)
+
+    def run_ids(self) -> list[str]:
+        """Every run id submitted through this manager, oldest first."""
+        with self._lock:
+            return [r for j in self._jobs.values() for r in j.run_ids]
+
+    def busy(self) -> bool:
+        """Whether a job is queued or running."""
+        with self._lock:
+            return any(j.state in ("queued", "running") for j in self._jobs.values())
+
+    def wait(self, job_id: str | None = None, timeout: float | None = None) -> bool:
+        """Block until a job (or every job) has ended; False on timeout. For tests and the CLI."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                jobs = [self._jobs[job_id]] if job_id else list(self._jobs.values())
+                done = all(j.state not in ("queued", "running") for j in jobs)
+            if done:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    @staticmethod
+    def _snapshot(j: _Job) -> JobInfo:
+        return JobInfo(
+            job_id=j.job_id,
+            label=j.label,
+            strategies=j.strategies,
+            run_ids=tuple(j.run_ids),
+            store_root=j.store_root,
+            state=j.state,
+            phase=j.phase,
+            error=j.error,
+            submitted_at=j.submitted_at,
+            started_at=j.started_at,
+            finished_at=j.finished_at,
+        )
+
+    # ------------------------------------------------------------------ the worker
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except Exception:  # pragma: no cover - _run already records every failure
+                log.exception("job %s crashed", job.job_id)
+            finally:
+                job.scenario = None  # let the scenario go once the job is over
+
+    def _set(self, job: _Job, **kw: Any) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(job, k, v)
+
+    def _run(self, job: _Job) -> None:
+        from recsys_core.runs.store import RunStore
+
+        store = RunStore(job.store_root)
+        if job.cancel_event.is_set():
+            self._mark_open_runs(job, "cancelled", "cancelled before it started", store)
+            self._set(job, state="cancelled", phase="cancelled", finished_at=time.time())
+            return
+        self._set(job, state="running", phase="starting", started_at=time.time())
+        try:
+            from recsys_core.pipeline import encode_scenario_text, run_strategies
+            from recsys_core.training.callbacks import Callbacks, Cancelled
+            from recsys_core.training.device import choose_device
+        except Exception as exc:  # a broken installation: say so on every run
+            self._fail_job(
+                job, store, f"the engine could not be loaded ({type(exc).__name__}: {exc})"
+            )
+            return
+
+        should_cancel = job.cancel_event.is_set
+        request, scn = job.request, job.scenario
+        try:
+            text = None
+            if needs_text(request):
+                self._set(job, phase="encode text")
+                first = job.run_ids[0]
+                store.set_status(first, "running")
+
+                def on_encode(ev, _id=first) -> None:
+                    store.heartbeat(_id, ev.to_dict())
+
+                device = str(choose_device(request.device))
+                text = encode_scenario_text(
+                    scn, device, Callbacks(on_progress=on_encode, should_cancel=should_cancel)
+                )
+            self._set(job, phase="train")
+            outcomes = run_strategies(
+                scn,
+                request,
+                store,
+                text=text,
+                callbacks=Callbacks(should_cancel=should_cancel, log=lambda line: log.info(line)),
+                run_ids=list(job.run_ids),
+            )
+        except Cancelled:
+            self._mark_open_runs(job, "cancelled", "cancelled by the user", store)
+            self._set(job, state="cancelled", phase="cancelled", finished_at=time.time())
+            return
+        except (DataError, ValueError, RuntimeError, OSError) as exc:
+            self._fail_job(job, store, str(exc))
+            return
+        except Exception as exc:  # a bug: keep the message, log the traceback
+            for rid in job.run_ids:
+                try:
+                    store.log(rid, traceback.format_exc())
+                except Exception:  # pragma: no cover
+                    pass
+            self._fail_job(job, store, f"internal error ({type(exc).__name__}: {exc})")
+            return
+        # Anything the pipeline left open (it stops at a cancel) is closed here.
+        cancelled = job.cancel_event.is_set() or any(o.status == "cancelled" for o in outcomes)
+        if cancelled:
+            self._mark_open_runs(job, "cancelled", "cancelled by the user", store)
+        else:
+            self._mark_open_runs(job, "failed", "the run ended without a result", store)
+        statuses = [o.status for o in outcomes]
+        if cancelled:
+            state: JobState = "cancelled"
+        elif "done" in statuses:
+            state = "done"
+        else:
+            state = "failed"
+        errors = [o.error for o in outcomes if o.error and o.status == "failed"]
+        self._set(
+            job,
+            state=state,
+            phase=state,
+            error=errors[0] if state == "failed" and errors else None,
+            finished_at=time.time(),
+        )
+
+    def _fail_job(self, job: _Job, store, message: str) -> None:
+        self._mark_open_runs(job, "failed", message, store)
+        self._set(job, state="failed", phase="failed", error=message, finished_at=time.time())
+
+    def _mark_open_runs(self, job: _Job, status: str, message: str, store=None) -> None:
+        """Move the job's queued or running runs to ``status`` (failed or cancelled)."""
+        if store is None:
+            from recsys_core.runs.store import RunStore
+
+            store = RunStore(job.store_root)
+        for rid in job.run_ids:
+            try:
+                if store.get_run(rid)["status"] in ("queued", "running"):
+                    store.set_status(rid, status, error=message)  # type: ignore[arg-type]
+            except (KeyError, ValueError):
+                pass  # deleted, or finished in the meantime: nothing to close
+
+    # ------------------------------------------------------------------ side tasks
+
+    def start_task(self, key: str, fn: Callable[[], Any]) -> bool:
+        """Run ``fn`` once in its own daemon thread (e.g. a UMAP fit), keyed by ``key``.
+
+        The result is not handed back: ``fn`` writes it somewhere the page can read (the
+        projection cache on disk). Returns False when a task with this key is already
+        running or has finished.
+        """
+        with self._lock:
+            if key in self._tasks and self._tasks[key]["state"] in ("running", "done"):
+                return False
+            self._tasks[key] = {"state": "running", "error": None, "started": time.time()}
+
+        def target() -> None:
+            try:
+                fn()
+                result = {"state": "done", "error": None}
+            except Exception as exc:
+                log.exception("task %s failed", key)
+                result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            with self._lock:
+                self._tasks[key].update(result)
+
+        threading.Thread(target=target, name=f"rtl-task-{key[:20]}", daemon=True).start()
+        return True
+
+    def task_state(self, key: str) -> tuple[str | None, str | None]:
+        """(state, error) of a side task: state None (never started), running, done, failed."""
+        with self._lock:
+            t = self._tasks.get(key)
+            return (None, None) if t is None else (t["state"], t["error"])
+
+    # ------------------------------------------------------------------ device
+
+    def device_info(self) -> dict[str, Any] | None:
+        """{"label": "CUDA: NVIDIA H100..." or "CPU (n threads)", "cuda": bool}, or None
+        while it is being found out. The first call starts a thread that imports torch,
+        so the app's first page never waits for it."""
+        with self._lock:
+            if self._device is not None:
+                return dict(self._device)
+            if self._device_thread is None:
+                self._device_thread = threading.Thread(
+                    target=self._probe_device, name="rtl-device", daemon=True
+                )
+                self._device_thread.start()
+        return None
+
+    def _probe_device(self) -> None:
+        try:
+            import torch
+
+            from recsys_core.training.device import choose_device, describe_device
+
+            info = {
+                "label": describe_device(choose_device("auto")),
+                "cuda": bool(torch.cuda.is_available()),
+            }
+        except Exception as exc:  # pragma: no cover - torch missing or broken
+            info = {"label": f"unknown ({type(exc).__name__})", "cuda": False}
+        with self._lock:
+            self._device = info
+
+
+__all__ = ["JobInfo", "JobManager", "needs_text"]

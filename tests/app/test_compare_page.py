@@ -1,0 +1,109 @@
+"""Compare page: table with intervals and deltas against the default baseline, verdict,
+charts, exports; empty states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.compare import compare_runs, default_baseline, verdict
+from tests.app.conftest import frame_with, texts
+from ui import charts, state
+from ui.components import html_report
+
+
+def open_compare(at):
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_empty_store_says_no_runs_yet(app, tmp_path) -> None:
+    app.session_state[state.STORE_ROOT] = str(tmp_path / "empty")
+    open_compare(app)
+    assert any("No runs yet" in t for t in texts(app, "markdown"))
+
+
+def test_table_deltas_and_verdict_match_the_engine(loaded_app, finished_runs) -> None:
+    store, ids = finished_runs
+    at = open_compare(loaded_app)
+    assert at.selectbox(key="compare_scenario").value == "sample"
+    assert set(at.multiselect(key="compare_runs").value) >= set(ids)
+    chosen = at.multiselect(key="compare_runs").value
+    base = default_baseline([store.get_run(r) for r in chosen])
+    assert at.selectbox(key="compare_baseline").value == base
+    want = compare_runs(store, chosen, baseline=base, metric="ndcg", k=10)
+    view = frame_with(at, "Δ vs baseline")
+    assert len(view) == len(want)
+    # Same numbers as the engine, run by run and segment by segment.
+    names = {r: store.get_run(r)["strategy"] for r in chosen}
+    for _, w in want.iterrows():
+        row = view[
+            (view["Run"] == names[w["run_id"]])
+            & (view["Segment"] == charts.segment_label(w["segment"]))
+        ]
+        assert len(row) == 1
+        assert np.isclose(row["Value"].iloc[0], w["value"])
+        assert row["95% CI"].iloc[0] == f"[{w['ci_low']:.4f}, {w['ci_high']:.4f}]"
+        if w["run_id"] == base:
+            assert row["Significant"].iloc[0] == "baseline"
+        else:
+            assert row["Δ vs baseline"].iloc[0] == f"{w['delta']:+.4f}"
+            mark = ("▲ better" if w["delta"] > 0 else "▼ worse") if w["significant"] else ""
+            assert row["Significant"].iloc[0] == mark
+    shown = " ".join([s.value for s in at.success] + [i.value for i in at.info])
+    lines = verdict(want)
+    assert lines  # fine-tune is a transfer run: there is a verdict per segment
+    for line in lines:
+        seg, _, rest = line.partition(": ")
+        assert f"- **{charts.segment_label(seg)}**: {rest}" in shown
+    assert len(at.get("plotly_chart")) >= 4  # segment, few-shot, cold items, curves, time
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {
+        "Metrics table (CSV)",
+        "All metrics of these runs (CSV)",
+        "Report (standalone HTML)",
+    }
+
+
+def test_changing_metric_k_and_baseline_recomputes(loaded_app, finished_runs) -> None:
+    store, ids = finished_runs
+    at = open_compare(loaded_app)
+    pop = next(r for r in ids if store.get_run(r)["strategy"] == "popularity")
+    at.selectbox(key="compare_metric").set_value("recall")
+    at.selectbox(key="compare_k").set_value(5)
+    at.selectbox(key="compare_baseline").set_value(pop)
+    at.run()
+    assert not at.exception
+    chosen = at.multiselect(key="compare_runs").value
+    want = compare_runs(store, chosen, baseline=pop, metric="recall", k=5)
+    view = frame_with(at, "Δ vs baseline")
+    assert np.allclose(np.sort(view["Value"].to_numpy()), np.sort(want["value"].to_numpy()))
+    base_rows = view[view["Significant"] == "baseline"]
+    assert set(base_rows["Run"]) == {"popularity"}
+    assert any("Recall@5" in c for c in texts(at, "caption"))
+
+
+def test_only_this_sessions_runs_filter(loaded_app, finished_runs) -> None:
+    at = open_compare(loaded_app)
+    at.toggle(key="compare_mine").set_value(True).run()
+    assert any("No finished runs of this session" in t for t in texts(at, "markdown"))
+
+
+def test_html_report_is_standalone() -> None:
+    fig = charts.segment_sizes(
+        pd.DataFrame({"segment": ["warm_users"], "users": [3], "test_interactions": [4]})
+    )
+    html = html_report(
+        "Transfer report: x",
+        "NDCG@10",
+        pd.DataFrame({"Run": ["a<b"]}),
+        ["all: no gain."],
+        [("Sizes", fig)],
+    )
+    assert html.startswith("<!doctype html>")
+    assert "a&lt;b" in html and "<li>all: no gain.</li>" in html
+    # plotly.js is inlined (a few MB), not loaded from a CDN: the file works offline.
+    assert len(html) > 1_000_000
+    assert 'src="https://cdn.plot.ly' not in html

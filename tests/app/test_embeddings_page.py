@@ -1,0 +1,113 @@
+"""Embeddings page: stages of a run (plus the target-only run), a joint map coloured by
+domain/genre/popularity/cold status, and the engine's shift measures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys_core.embeddings.shift import shift_report
+from tests.app.conftest import frame_with, texts
+from ui import state
+
+
+def open_emb(at):
+    at.run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def plot_json(at) -> list[dict]:
+    import json
+
+    return [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
+
+
+def arr(v) -> np.ndarray:
+    """A plotly JSON array, plain or base64 typed ({"dtype", "bdata"})."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
+
+
+def test_no_runs_with_vectors(app, tmp_path) -> None:
+    app.session_state[state.STORE_ROOT] = str(tmp_path / "empty")
+    open_emb(app)
+    assert any("No runs yet" in t for t in texts(app, "markdown"))
+
+
+def test_fine_tune_stages_map_and_shift_measures(loaded_app, finished_runs) -> None:
+    store, ids = finished_runs
+    at = open_emb(loaded_app)
+    ft = next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+    to = next(r for r in ids if store.get_run(r)["strategy"] == "target-only")
+    assert at.selectbox(key="emb_run").value == ft  # transfer runs first
+    assert at.multiselect(key=f"emb_peers_{ft}").value == [to]  # target-only added by default
+    figs = plot_json(at)
+    emap = figs[0]
+    # One panel per stage: source model, after fine-tune, target-only.
+    titles = [a["text"] for a in emap["layout"]["annotations"]]
+    assert titles == ["source model (fine-tune)", "fine-tune", "target-only"]
+    scn = at.session_state[state.SCENARIO]
+    n = sum(len(arr(t["x"])) for t in emap["data"])
+    assert n == 3 * scn.n_items  # every joint item (62 < 2000) in each of the 3 stages
+    names = {t["name"] for t in emap["data"]}
+    assert names == {"target", "source", "both"}
+    hover = [h for t in emap["data"] for h in arr(t["text"])]
+    assert "Salt, Sea and Sky" in hover  # titles on hover
+    # The shift measures are the engine's, over all items of the three stages.
+    A = store.load_tensors(ft, "vectors_source")["items"]
+    B = store.load_tensors(ft, "vectors_final")["items"]
+    C = store.load_tensors(to, "vectors_final")["items"]
+    dom = {
+        i: ("source" if d == 1 else "target") for i, d in enumerate(scn.item_domain) if d in (0, 1)
+    }
+    rep = shift_report(
+        {
+            "source model (fine-tune)": (np.arange(len(A)), A),
+            "fine-tune": (np.arange(len(B)), B),
+            "target-only": (np.arange(len(C)), C),
+        },
+        domains=dom,
+    )
+    cka = rep[
+        (rep.measure == "linear_cka")
+        & (rep.stage_a == "source model (fine-tune)")
+        & (rep.stage_b == "fine-tune")
+    ]
+    pairs = frame_with(at, "to")
+    assert list(zip(pairs["from"], pairs["to"])) == [
+        ("source model (fine-tune)", "fine-tune"),
+        ("source model (fine-tune)", "target-only"),
+        ("fine-tune", "target-only"),
+    ]
+    assert np.isclose(pairs["linear_cka"].iloc[0], cka.value.iloc[0])
+    drift = rep[(rep.measure == "procrustes_drift_mean") & (rep.stage_b == "target-only")].value
+    assert np.allclose(pairs["procrustes_drift_mean"].iloc[1:], drift)
+    single = frame_with(at, "stage")
+    mmd = rep[(rep.measure == "mmd_source_target") & (rep.stage_a == "fine-tune")].value.iloc[0]
+    assert np.isclose(single.set_index("stage").loc["fine-tune", "mmd_source_target"], mmd)
+    # Each measure is explained in a sentence on the page.
+    md = " ".join(texts(at, "markdown"))
+    assert cka.explanation.iloc[0] in md and "**CKA**" in md
+    # Drift histogram for the first pair.
+    assert figs[-1]["layout"]["title"]["text"].startswith("Per-item drift")
+
+
+def test_colour_by_genre_and_cold_status(loaded_app, finished_runs) -> None:
+    at = open_emb(loaded_app)
+    at.segmented_control(key="emb_color").set_value("genre").run()
+    names = {t["name"] for t in plot_json(at)[0]["data"]}
+    assert {"Mystery", "Poetry", "Biography"} <= names
+    at.segmented_control(key="emb_color").set_value("cold status").run()
+    names = {t["name"] for t in plot_json(at)[0]["data"]}
+    assert names == {"warm item", "cold item", "source only"}
+
+
+def test_pca_at_once_and_umap_button_when_not_cached(loaded_app, finished_runs) -> None:
+    at = open_emb(loaded_app)
+    assert any("UMAP is not computed yet" in c for c in texts(at, "caption"))
+    assert at.button(key="emb_umap_go").label == "Compute UMAP"
+    assert any(c.startswith("PCA of 186 points") for c in texts(at, "caption"))

@@ -1,0 +1,148 @@
+"""Train page: strategies with explanations and options, background jobs with live state,
+cancel, the what-if grid, and friendly errors."""
+
+from __future__ import annotations
+
+from recsys_core.runs.jobs import JobManager
+from recsys_core.runs.store import RunStore
+from recsys_core.strategies.registry import STRATEGIES
+from tests.app.conftest import texts
+from ui import state
+
+
+def open_train(at):
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_without_data_the_page_says_so(app) -> None:
+    open_train(app)
+    assert any("No data loaded yet" in t for t in texts(app, "markdown"))
+    assert not [b for b in app.button if b.key == "train_go"]
+    assert any("No jobs in this session yet" in c for c in texts(app, "caption"))
+
+
+def test_strategies_are_listed_with_their_summary_and_availability(loaded_app) -> None:
+    at = open_train(loaded_app)
+    for name, cls in STRATEGIES.items():
+        box = at.checkbox(key=f"train_pick_{name}")
+        assert not box.disabled, name  # the sample has a source and item text
+        assert cls.summary in texts(at, "caption")
+    assert [n for n in STRATEGIES if at.checkbox(key=f"train_pick_{n}").value] == [
+        "popularity",
+        "target-only",
+        "fine-tune",
+    ]
+    assert at.button(key="train_go").label == "Train 3 strategies"
+    # fine-tune's options, prefilled with the config defaults, help from the field docs.
+    freeze = at.selectbox(key="train_opt_fine-tune_freeze")
+    assert freeze.value == "none" and freeze.options == ["none", "text", "items", "text+items"]
+    assert "parts kept at their source values" in freeze.help
+    assert at.number_input(key="train_opt_fine-tune_l2sp").value == 0.0
+    assert at.selectbox(key="train_set_model").value == "two-tower"
+
+
+def test_strategies_that_need_a_source_are_disabled_without_one(app, scenario) -> None:
+    from dataclasses import replace
+
+    scn = scenario[0]
+    single = replace(scn, source=None, links=None, source_train=scn.source_train.iloc[0:0])
+    app.session_state[state.SCENARIO] = single
+    open_train(app)
+    for name in ("fine-tune", "distill", "adapt"):
+        box = app.checkbox(key=f"train_pick_{name}")
+        assert box.disabled and not box.value
+        assert "needs a source domain" in box.label
+    assert app.button(key="train_go").label == "Train 2 strategies"
+
+
+def test_a_job_runs_in_the_background_and_lands_in_the_store(loaded_app) -> None:
+    at = open_train(loaded_app)
+    at.checkbox(key="train_pick_target-only").uncheck()
+    at.checkbox(key="train_pick_fine-tune").uncheck()
+    at.select_slider(key="train_nboot").set_value(100)
+    at.text_input(key="train_label").input("smoke")
+    at.run()
+    at.button(key="train_go").click().run()
+    assert not at.exception and not at.error
+    assert any("Queued 1 run(s)" in s.value for s in at.success)
+    jm: JobManager = at.session_state[state.JOBS]
+    (job,) = jm.jobs()
+    assert job.label == "smoke" and job.strategies == ("popularity",)
+    assert jm.wait(timeout=60)
+    at.run()
+    run = RunStore(at.session_state[state.STORE_ROOT]).get_run(job.run_ids[0])
+    assert run["status"] == "done" and run["config"]["n_boot"] == 100
+    assert run["config"]["spec"]["name"] == "sample"
+    # The panel shows the job, the run's state and its headline metric from the store.
+    assert any("**smoke**" in m for m in texts(at, "markdown"))
+    caption = [c for c in texts(at, "caption") if c.startswith("NDCG@10 (all users)")]
+    ndcg = next(
+        m
+        for m in run["metrics"]
+        if m["segment"] == "all" and m["metric"] == "ndcg" and m["k"] == 10
+    )
+    assert caption and f"**{ndcg['value']:.4f}**" in caption[0]
+    assert "job(s) queued or running" not in " ".join(texts(at.sidebar, "caption"))
+
+
+def test_invalid_options_are_reported_not_raised(loaded_app, monkeypatch) -> None:
+    at = loaded_app
+    jm = JobManager("test")
+    monkeypatch.setattr(jm, "_ensure_worker", lambda: None)  # queue only, train nothing
+    at.session_state[state.JOBS] = jm
+    open_train(at)
+    at.checkbox(key="train_pick_distill").check().run()
+    teacher = at.text_input(key="train_opt_distill_teacher_dim")
+    assert teacher.value == "" and teacher.placeholder == "automatic"  # None: the run's dim
+    teacher.input("64").run()
+    at.number_input(key="train_opt_distill_student_dim").set_value(128).run()
+    at.button(key="train_go").click().run()
+    assert not at.exception
+    assert any("student_dim <= teacher_dim" in e.value for e in at.error)
+    assert jm.jobs() == []
+    # Fixed: the options reach the run's config with their types (teacher_dim an int).
+    at.number_input(key="train_opt_distill_student_dim").set_value(8).run()
+    at.button(key="train_go").click().run()
+    assert not at.error
+    (job,) = jm.jobs()
+    store = RunStore(at.session_state[state.STORE_ROOT])
+    cfg = store.get_run(job.run_ids[job.strategies.index("distill")])["config"]["options"]
+    assert (
+        cfg["teacher_dim"] == 64 and isinstance(cfg["teacher_dim"], int) and cfg["student_dim"] == 8
+    )
+    jm.cancel(job.job_id)
+
+
+def test_what_if_grid_queues_one_run_per_value_and_cancel_works(loaded_app, monkeypatch) -> None:
+    at = loaded_app
+    jm = JobManager("test")
+    monkeypatch.setattr(jm, "_ensure_worker", lambda: None)  # keep the queue still
+    at.session_state[state.JOBS] = jm
+    open_train(at)
+    at.selectbox(key="train_grid_strategy").set_value("fine-tune").run()
+    at.selectbox(key="train_grid_option").set_value("freeze").run()
+    values = at.multiselect(key="train_grid_values_fine-tune_freeze")
+    assert values.value == ["none", "text", "items"]
+    at.button(key="train_grid_go").click().run()
+    assert not at.exception and not at.error
+    jobs = jm.jobs()[::-1]
+    assert [j.label for j in jobs] == [
+        "fine-tune · freeze=none",
+        "fine-tune · freeze=text",
+        "fine-tune · freeze=items",
+    ]
+    store = RunStore(at.session_state[state.STORE_ROOT])
+    runs = [store.get_run(j.run_ids[0]) for j in jobs]
+    assert [r["config"]["options"]["freeze"] for r in runs] == ["none", "text", "items"]
+    assert {r["status"] for r in runs} == {"queued"}
+    # The queue is on the page, each with a Cancel button.
+    assert texts(at, "markdown").count(":gray-badge[queued]") == 3
+    assert [p.proto.text for p in at.get("progress")] == ["waiting for its turn"] * 3
+    at.button(key=f"train_cancel_{jobs[0].job_id}").click().run()
+    assert store.get_run(jobs[0].run_ids[0])["status"] == "cancelled"
+    assert store.get_run(jobs[1].run_ids[0])["status"] == "queued"
+    for j in jobs[1:]:
+        jm.cancel(j.job_id)

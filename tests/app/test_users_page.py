@@ -1,0 +1,141 @@
+"""Users page: pick a user, see history and test items, top-K of runs side by side with
+hits, cold items and "because you liked"; the new-user box; rebuilding the runs' data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.app.conftest import texts
+from ui import state
+from ui.components import item_frame
+
+
+def open_users(at):
+    at.run()
+    at.switch_page("pages/users.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def top_frames(at) -> list:
+    return [
+        d.value
+        for d in at.dataframe
+        if hasattr(d.value, "columns") and "Recommended" in d.value.columns
+    ]
+
+
+def test_without_data(app) -> None:
+    open_users(app)
+    assert any("No data loaded yet" in t for t in texts(app, "markdown"))
+
+
+def test_warm_user_lists_side_by_side_match_the_stored_top_k(
+    loaded_app, finished_runs, scenario
+) -> None:
+    store, _ids = finished_runs
+    scn = scenario[0]
+    at = open_users(loaded_app)
+    chosen = at.multiselect(key="users_runs").value
+    assert len(chosen) == 2
+    strategies = [store.get_run(r)["strategy"] for r in chosen]
+    assert strategies[0] == "fine-tune" and strategies[1] in ("popularity", "target-only")
+    u = int(at.selectbox(key="users_pick_warm users").value)
+    assert any(f"User `{scn.split.user_map.ids[u]}`" in m for m in texts(at, "markdown"))
+    titles = item_frame(scn)["title"].to_numpy()
+    test_items = set(scn.split.test.loc[scn.split.test.user == u, "item"])
+    hist = np.concatenate(
+        [
+            scn.split.train.loc[scn.split.train.user == u, "item"],
+            scn.split.valid.loc[scn.split.valid.user == u, "item"],
+        ]
+    )
+    frames = top_frames(at)
+    assert len(frames) == 2
+    for run_id, frame in zip(chosen, frames):
+        top = store.load_table(run_id, "topk")
+        want = (
+            top[(top.segment == "warm_users") & (top.user == u)]
+            .sort_values("rank")["item"]
+            .to_numpy()[:10]
+        )
+        assert list(frame["Recommended"]) == [titles[i] for i in want]
+        assert list(frame["Hit"]) == [i in test_items for i in want]
+        cold = set(scn.split.cold_items.tolist())
+        assert list(frame["Cold item"]) == ["❄ cold" if i in cold else "" for i in want]
+        if store.get_run(run_id)["strategy"] == "popularity":
+            assert set(frame["Because you liked"]) == {"—"}  # no item vectors
+        else:
+            X = store.load_tensors(run_id, "vectors_final")["items"].astype(np.float64)
+            X /= np.linalg.norm(X, axis=1, keepdims=True)
+            best = hist[np.argmax(X[want] @ X[hist].T, axis=1)]
+            assert list(frame["Because you liked"]) == [titles[b] for b in best]
+    hits = sum(int(f["Hit"].sum()) for f in frames)
+    captions = [c for c in texts(at, "caption") if "hit(s) in the top 10" in c]
+    assert sum(int(c.split()[0]) for c in captions) == hits
+
+
+def test_cold_user_sees_only_its_support_items(loaded_app, finished_runs, scenario) -> None:
+    scn = scenario[0]
+    at = open_users(loaded_app)
+    at.selectbox(key="users_segment").set_value("cold users").run()
+    at.selectbox(key="users_k").set_value(3).run()
+    assert not at.exception
+    u = int(at.selectbox(key="users_pick_cold users").value)
+    sup = scn.split.support[3]
+    assert at.metric[0].value == str(int((sup.user == u).sum()))
+    assert any("cold user, reveals k = 3" in m for m in texts(at, "markdown"))
+    assert all("segment cold_users_k3" in c for c in texts(at, "caption") if "hit(s)" in c)
+
+
+def test_search_by_id(loaded_app, finished_runs, scenario) -> None:
+    scn = scenario[0]
+    at = open_users(loaded_app)
+    at.radio(key="users_how").set_value("by id").run()
+    at.text_input(key="users_id").input("nobody").run()
+    assert any("No target user with id 'nobody'" in w.value for w in at.warning)
+    uid = str(scn.split.user_map.ids[int(scn.split.test.user.iloc[0])])
+    at.text_input(key="users_id").input(uid).run()
+    assert any(f"User `{uid}`" in m for m in texts(at, "markdown"))
+    assert len(top_frames(at)) == 2
+
+
+def test_new_user_box(loaded_app, finished_runs, scenario) -> None:
+    from recsys_core.recommend import recommend_for_history
+
+    store, _ = finished_runs
+    scn = scenario[0]
+    at = open_users(loaded_app)
+    box = at.multiselect(key="users_new_items")
+    at.multiselect(key="users_new_items").set_value([3, 7]).run()
+    assert not at.exception and not at.error
+    meta = item_frame(scn)
+    chosen_ids = [str(meta["item_id"].iloc[i]) for i in (3, 7)]
+    frames = [d.value for d in at.dataframe if "Score" in getattr(d.value, "columns", [])]
+    runs = at.multiselect(key="users_runs").value
+    with_vectors = [r for r in runs if store.get_run(r)["strategy"] != "popularity"]
+    assert len(frames) == len(with_vectors) >= 1
+    titles = dict(zip(meta["item_id"].astype(str), meta["title"]))
+    for run_id, frame in zip(with_vectors, frames):
+        want = recommend_for_history(store, run_id, chosen_ids, 10)
+        assert list(frame["Recommended"]) == [titles[str(i)] for i in want["item_id"]]
+        assert set(frame["Because you liked"]) <= {titles[i] for i in chosen_ids}
+    if len(with_vectors) < len(runs):  # popularity: a friendly note, not an error
+        assert any("keeps no item vectors" in i.value for i in at.info)
+    assert box.options  # titles to pick from
+
+
+def test_runs_of_another_split_offer_to_rebuild_it(app, finished_runs, scenario) -> None:
+    from recsys_core.data.split_types import SplitConfig
+    from recsys_core.pipeline import load_scenario
+    from tests.app.conftest import sample_spec
+
+    other = load_scenario(sample_spec(), SplitConfig(seed=7), "before-target")
+    app.session_state[state.SCENARIO] = other
+    app.session_state[state.SPEC] = sample_spec()
+    open_users(app)
+    assert any("different split or data" in i.value for i in app.info)
+    app.button(key="users_reload").click().run()
+    assert not app.exception
+    assert app.session_state[state.SCENARIO].fingerprint() == scenario[0].fingerprint()
+    assert len(top_frames(app)) == 2

@@ -1,0 +1,260 @@
+"""End to end in a real browser: ``streamlit run app.py`` driven by headless Chromium.
+
+Loads the ML-100K demo, trains two quick strategies (popularity, and target-only with
+BPR-MF so the text model is never loaded), checks that the comparison table, an
+embedding map and a user's recommendations are visible, that a second browser session
+does not see the first one's jobs, and that a broken upload shows the loader's message
+with its line. Screenshots of every page go to ``test-artifacts/`` (gitignored).
+
+Needs Debian's Chromium at /usr/bin/chromium (``make browser-deps``); never runs
+``playwright install``. Run with ``pytest -m browser tests/browser``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROKEN = ROOT / "sample_data" / "broken_ratings.csv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (run `make browser-deps`)")
+    pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    runs = tmp_path_factory.mktemp("runs")
+    cache = tmp_path_factory.mktemp("cache")
+    env = {
+        **os.environ,
+        "RTL_RUN_STORE": str(runs),
+        "RTL_CACHE_DIR": str(cache),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+            "--server.fileWatcherType", "none",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.terminate()
+        log.seek(0)
+        pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
+    yield {"url": url, "t0": t0, "health_s": time.perf_counter() - t0, "runs": runs, "log": log}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def shot(page, name: str) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main block, so the
+    viewport is stretched to the content's height for the picture."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(600)  # let plotly finish its transitions
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...['[data-testid=\"stMain\"]', '[data-testid=\"stMainBlockContainer\"]']"
+        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size(
+        {"width": size["width"], "height": max(size["height"], min(int(height) + 40, 6000))}
+    )
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def idle(page, timeout: float = 120_000) -> None:
+    """Wait until Streamlit's script run is over (stApp's data-test-script-state)."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+        " return a && a.getAttribute('data-test-script-state') !== 'running'; }",
+        timeout=timeout,
+    )
+
+
+def goto(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+    idle(page)
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick an option of the select box with widget key ``key``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):  # a rerun that lands while the list is open closes it: retry
+        idle(page)
+        page.locator(f".st-key-{key} [role='combobox']").click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    else:
+        raise AssertionError(f"could not choose {option!r} in {key}")
+    idle(page)
+
+
+def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser) -> None:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+
+    # First page: how long after the server process started does it answer?
+    t_request = time.perf_counter()
+    page.goto(server["url"])
+    page.get_by_text("Built-in demo").first.wait_for()
+    first_page_s = time.perf_counter() - server["t0"]
+    request_s = time.perf_counter() - t_request
+    idle(page)
+    timings = {
+        "server_healthy_s": round(server["health_s"], 2),  # process start -> /_stcore/health
+        "first_page_visible_s": round(first_page_s, 2),  # process start -> Data page drawn
+        "request_to_visible_s": round(request_s, 2),  # browser asks -> Data page drawn
+        "first_page_done_s": round(time.perf_counter() - server["t0"], 2),  # ... script run over
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "timings.json").write_text(json.dumps(timings))
+    assert first_page_s < 30, f"first page took {first_page_s:.1f}s"
+    assert page.get_by_text("No data loaded yet").first.is_visible()
+    shot(page, "01_data_empty")
+
+    # One click on a demo.
+    page.locator(".st-key-data_demo_ml100k button").click()
+    page.get_by_text("Test users per segment").first.wait_for(timeout=120_000)
+    idle(page)
+    assert page.get_by_text("Loaded demo:ml100k").first.is_visible()
+    assert page.locator(".js-plotly-plot").count() >= 3
+    shot(page, "02_data_demo_loaded")
+
+    # Train two quick strategies: popularity and target-only with BPR-MF (no text model).
+    goto(page, "Train")
+    assert page.locator(".st-key-train_pick_popularity input").is_checked()
+    assert page.locator(".st-key-train_pick_target-only input").is_checked()
+    page.get_by_text("Model and training settings").click()
+    choose(page, "train_set_model", "bpr-mf")
+    choose(page, "train_set_loss", "bpr")
+    page.locator(".st-key-train_set_epochs input").fill("3")
+    page.locator(".st-key-train_set_epochs input").press("Enter")
+    page.locator(".st-key-train_set_dim input").fill("32")
+    page.locator(".st-key-train_set_dim input").press("Enter")
+    idle(page)
+    shot(page, "03_train_form")
+    page.locator(".st-key-train_go button").click()
+    page.get_by_text("Queue and progress").first.wait_for()
+    page.get_by_text("Queued 2 run(s)").first.wait_for()
+
+    # Switch pages while the job runs, then come back: the job is still there.
+    goto(page, "Data")
+    goto(page, "Train")
+    page.get_by_text("popularity + target-only").first.wait_for()
+    shot(page, "04_train_running")
+    page.get_by_text("NDCG@10 (all users)").nth(1).wait_for(timeout=240_000)
+    idle(page)
+    shot(page, "05_train_done")
+
+    # A second browser session sees none of the first one's jobs or data.
+    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    p2 = other.new_page()
+    p2.goto(server["url"])
+    p2.get_by_text("No data loaded yet").first.wait_for()
+    goto(p2, "Train")
+    assert p2.get_by_text("No jobs in this session yet").first.is_visible()
+    assert p2.get_by_text("popularity + target-only").count() == 0
+    other.close()
+
+    # Compare: table, verdict area and charts.
+    goto(page, "Compare")
+    page.get_by_text("Metrics table").first.wait_for()
+    idle(page)
+    page.locator(".st-key-compare_table_box [data-testid='stDataFrame']").wait_for()
+    page.locator(".st-key-compare_fig_segment .js-plotly-plot").wait_for()
+    page.get_by_text("Report (standalone HTML)").first.wait_for()
+    shot(page, "06_compare")
+
+    # Embeddings: the target-only run has item vectors -> a map.
+    goto(page, "Embeddings")
+    page.locator(".st-key-emb_map .js-plotly-plot").wait_for(timeout=120_000)
+    page.get_by_text("How far the items moved").first.wait_for()
+    idle(page)
+    shot(page, "07_embeddings")
+
+    # Users: a warm user's lists side by side.
+    goto(page, "Users")
+    page.get_by_text("hit(s) in the top").first.wait_for(timeout=60_000)
+    idle(page)
+    assert page.get_by_text("hit(s) in the top").count() >= 2  # two runs side by side
+    assert page.get_by_text("Held out for test").first.is_visible()
+    shot(page, "08_users")
+
+    # A broken upload: the loader's message with the file, column and line.
+    goto(page, "Data")
+    page.get_by_text("Upload your files").first.click()
+    page.locator(".st-key-data_up_target_interactions input[type=file]").set_input_files(
+        str(BROKEN)
+    )
+    err = page.get_by_text("line 7").first
+    err.wait_for(timeout=60_000)
+    idle(page)
+    text = page.locator("[data-testid='stAlertContentError']").first.inner_text()
+    assert "broken_ratings.csv" in text and "rating" in text and "five" in text
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "09_data_broken_upload")
+    ctx.close()

@@ -1,0 +1,443 @@
+"""Plotly figure builders for the pages and the HTML report: one look everywhere.
+
+Each builder takes tables the engine produced (metrics records, comparison tables,
+training curves, projections) and returns a ``plotly.graph_objects.Figure``; none
+computes a metric. The same figures go into the standalone HTML report, so the app and
+the report look alike (the pages draw them with ``theme=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FONT = "Inter, 'Source Sans Pro', 'Segoe UI', Helvetica, Arial, sans-serif"
+PALETTE = (
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#B279A2",
+    "#EECA3B",
+    "#9D755D",
+    "#FF9DA6",
+    "#BAB0AC",
+)
+DOMAIN_COLORS = {"target": "#4C78A8", "source": "#F58518", "both": "#54A24B"}
+COLD_COLORS = {"warm item": "#4C78A8", "cold item": "#E45756", "source only": "#BAB0AC"}
+POP_ORDER = ("top 10%", "10-50%", "bottom 50%", "never in training")
+POP_COLORS = dict(zip(POP_ORDER, ("#B2182B", "#F4A582", "#92C5DE", "#BAB0AC")))
+
+SEGMENT_LABELS = {
+    "all": "All users",
+    "warm_users": "Warm users",
+    "cold_items": "Cold items",
+}
+
+
+def segment_label(seg: str) -> str:
+    """'cold_users_k3' -> 'Cold users, k=3'."""
+    if seg in SEGMENT_LABELS:
+        return SEGMENT_LABELS[seg]
+    if seg.startswith("cold_users_k"):
+        return f"Cold users, k={seg.removeprefix('cold_users_k')}"
+    return seg.replace("_", " ").capitalize()
+
+
+def style(
+    fig: go.Figure, title: str | None = None, height: int = 380, legend_below: bool = False
+) -> go.Figure:
+    """The house look: white background, light grid, one font, legend on top (or below
+    the plot for figures with subplot titles, where a top legend would cover them)."""
+    fig.update_layout(
+        template="plotly_white",
+        font=dict(family=FONT, size=13, color="#262730"),
+        colorway=list(PALETTE),
+        height=height,
+        margin=dict(l=10, r=10, t=(95 if _has_legend(fig) else 55) if title else 40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, title_text=""),
+        hoverlabel=dict(font_family=FONT),
+    )
+    if title:
+        fig.update_layout(
+            title=dict(
+                text=title,
+                x=0,
+                xanchor="left",
+                y=0.98,
+                yanchor="top",
+                yref="container",
+                font=dict(size=16),
+            )
+        )
+    if legend_below:
+        fig.update_layout(
+            legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
+            margin=dict(t=60 if title else 40, b=70),
+        )
+    fig.update_xaxes(showline=True, linecolor="#d0d3da", gridcolor="#eef0f4", zeroline=False)
+    fig.update_yaxes(showline=False, gridcolor="#eef0f4", zeroline=False)
+    return fig
+
+
+def _has_legend(fig: go.Figure) -> bool:
+    """Whether the figure draws a legend (then the title needs room above it)."""
+    shown = [t for t in fig.data if t.showlegend is not False]
+    return len(shown) > 1 or fig.layout.showlegend is True
+
+
+def run_colors(names: Sequence[str]) -> dict[str, str]:
+    """A stable colour per run name, in the order given."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(names))}
+
+
+# --------------------------------------------------------------------------- data page
+
+
+def count_distribution(counts: np.ndarray, what: str, color: str = PALETTE[0]) -> go.Figure:
+    """Histogram of interactions per user (or item) on log-spaced bins, both axes log."""
+    counts = np.asarray(counts, dtype=np.float64)
+    counts = counts[counts > 0]
+    fig = go.Figure()
+    if len(counts):
+        hi = max(counts.max(), 2.0)
+        edges = np.unique(np.round(np.logspace(0, np.log10(hi + 1), 25)))
+        hist, edges = np.histogram(counts, bins=edges)
+        centers = np.sqrt(edges[:-1] * edges[1:])
+        keep = hist > 0
+        fig.add_bar(
+            x=centers[keep],
+            y=hist[keep],
+            width=(edges[1:] - edges[:-1])[keep] * 0.9,
+            marker_color=color,
+            customdata=np.stack([edges[:-1][keep], edges[1:][keep] - 1], axis=1),
+            hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} interactions: %{y:,} "
+            + what
+            + "<extra></extra>",
+        )
+        fig.update_xaxes(tickvals=_log_ticks(edges[0], edges[-1]))
+        fig.update_yaxes(tickvals=_log_ticks(1, hist.max()))
+    fig.update_xaxes(type="log", title_text="interactions (log scale)", minor=dict(showgrid=False))
+    fig.update_yaxes(type="log", title_text=f"{what} (log scale)")
+    return style(fig, f"Interactions per {what.rstrip('s')}", height=300)
+
+
+def rating_histogram(ratings: np.ndarray, color: str = PALETTE[0]) -> go.Figure:
+    r = np.asarray(ratings, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    values, counts = np.unique(r, return_counts=True)
+    fig = go.Figure()
+    if len(values) <= 20:
+        fig.add_bar(
+            x=values,
+            y=counts,
+            marker_color=color,
+            hovertemplate="rating %{x}: %{y:,}<extra></extra>",
+        )
+    else:
+        fig.add_histogram(x=r, nbinsx=30, marker_color=color)
+    fig.update_xaxes(title_text="rating")
+    fig.update_yaxes(title_text="interactions")
+    return style(fig, "Ratings", height=300)
+
+
+def segment_sizes(sizes: pd.DataFrame) -> go.Figure:
+    """Bars of users per segment from ``Split.segment_sizes()``, test interactions on hover."""
+    df = sizes.copy()
+    df["label"] = df["segment"].map(segment_label).str.replace(", ", "<br>", regex=False)
+    fig = go.Figure(
+        go.Bar(
+            x=df["label"],
+            y=df["users"],
+            marker_color=[
+                PALETTE[3] if s.startswith("cold") else PALETTE[0] for s in df["segment"]
+            ],
+            customdata=df["test_interactions"],
+            text=df["users"],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: %{y:,} users, %{customdata:,} test interactions<extra></extra>",
+        )
+    )
+    fig.update_yaxes(
+        title_text="users in test", range=[0, float(df["users"].max()) * 1.18 if len(df) else 1]
+    )
+    return style(fig, "Test users per segment", height=320)
+
+
+# --------------------------------------------------------------------------- compare page
+
+
+def metric_by_segment(table: pd.DataFrame, names: Mapping[str, str]) -> go.Figure:
+    """Grouped bars: one group per segment, one bar per run, 95% interval as error bars.
+
+    ``table`` is :func:`recsys_core.compare.compare_runs` output.
+    """
+    fig = go.Figure()
+    colors = run_colors([names[r] for r in dict.fromkeys(table["run_id"])])
+    metric = f"{table['metric'].iloc[0].upper()}@{table['k'].iloc[0]}" if len(table) else ""
+    for rid, g in table.groupby("run_id", sort=False):
+        name = names[rid]
+        fig.add_bar(
+            name=name,
+            x=[segment_label(s) for s in g["segment"]],
+            y=g["value"],
+            marker_color=colors[name],
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=(g["ci_high"] - g["value"]).clip(lower=0),
+                arrayminus=(g["value"] - g["ci_low"]).clip(lower=0),
+                thickness=1.2,
+                width=3,
+                color="#555",
+            ),
+            customdata=np.stack([g["ci_low"], g["ci_high"]], axis=1),
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}} [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]<extra></extra>",
+        )
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_yaxes(title_text=metric)
+    return style(fig, f"{metric} by segment (95% intervals)", height=420)
+
+
+def few_shot_curve(
+    metrics: pd.DataFrame, names: Mapping[str, str], metric: str, k: int
+) -> go.Figure:
+    """Cold-user metric against the number of revealed interactions k, one line per run.
+
+    ``metrics``: stacked metric records with a run_id column (segment, metric, k, value,
+    ci_low, ci_high).
+    """
+    m = metrics[
+        (metrics["metric"] == metric)
+        & (metrics["k"] == k)
+        & metrics["segment"].str.startswith("cold_users_k")
+    ]
+    fig = go.Figure()
+    colors = run_colors([names[r] for r in dict.fromkeys(metrics["run_id"])])
+    for rid, g in m.groupby("run_id", sort=False):
+        g = g.assign(shots=g["segment"].str.removeprefix("cold_users_k").astype(int)).sort_values(
+            "shots"
+        )
+        name, c = names[rid], colors[names[rid]]
+        fig.add_scatter(
+            x=np.concatenate([g["shots"], g["shots"][::-1]]),
+            y=np.concatenate([g["ci_high"], g["ci_low"][::-1]]),
+            fill="toself",
+            fillcolor=_alpha(c, 0.12),
+            line=dict(width=0),
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        )
+        fig.add_scatter(
+            x=g["shots"],
+            y=g["value"],
+            name=name,
+            mode="lines+markers",
+            line=dict(color=c, width=2.5),
+            marker=dict(size=8),
+            legendgroup=name,
+            hovertemplate=f"{name}<br>k=%{{x}}: %{{y:.4f}}<extra></extra>",
+        )
+    fig.update_xaxes(title_text="interactions revealed by a cold user (k)", dtick=1)
+    fig.update_yaxes(title_text=f"{metric.upper()}@{k}")
+    return style(fig, f"Few-shot curve: cold users, {metric.upper()}@{k}", height=400)
+
+
+def cold_items(metrics: pd.DataFrame, names: Mapping[str, str], k: int) -> go.Figure:
+    """Bars of recall, NDCG and hit rate at k on the cold-item segment, per run."""
+    m = metrics[
+        (metrics["segment"] == "cold_items")
+        & (metrics["k"] == k)
+        & metrics["metric"].isin(["recall", "ndcg", "hit"])
+    ]
+    fig = go.Figure()
+    colors = run_colors([names[r] for r in dict.fromkeys(metrics["run_id"])])
+    for rid, g in m.groupby("run_id", sort=False):
+        name = names[rid]
+        fig.add_bar(
+            name=name,
+            x=[f"{x.upper()}@{k}" for x in g["metric"]],
+            y=g["value"],
+            marker_color=colors[name],
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=(g["ci_high"] - g["value"]).clip(lower=0),
+                arrayminus=(g["value"] - g["ci_low"]).clip(lower=0),
+                thickness=1.2,
+                width=3,
+                color="#555",
+            ),
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+        )
+    fig.update_layout(barmode="group")
+    return style(fig, "Cold items: test interactions with items never seen in training", height=380)
+
+
+def training_curves(curves: pd.DataFrame, names: Mapping[str, str]) -> go.Figure:
+    """Validation NDCG@10 (left) and training loss (right) per epoch; dashed = source stage.
+
+    ``curves``: stacked ``curve`` tables with a run_id column (epoch, loss, val_ndcg@10,
+    stage).
+    """
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Validation NDCG@10", "Training loss"),
+        horizontal_spacing=0.08,
+    )
+    colors = run_colors([names[r] for r in dict.fromkeys(curves["run_id"])])
+    for (rid, stage), g in curves.groupby(["run_id", "stage"], sort=False):
+        name = names[rid]
+        dash = "dash" if str(stage) in ("source", "teacher") else "solid"
+        label = f"{name} ({stage})"
+        for col, ycol in ((1, "val_ndcg@10"), (2, "loss")):
+            if ycol not in g or g[ycol].isna().all():
+                continue
+            fig.add_scatter(
+                x=g["epoch"],
+                y=g[ycol],
+                name=label,
+                legendgroup=label,
+                showlegend=col == 1,
+                mode="lines+markers",
+                line=dict(color=colors[name], dash=dash, width=2),
+                marker=dict(size=5),
+                row=1,
+                col=col,
+                hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            )
+    fig.update_xaxes(title_text="epoch")
+    return style(fig, None, height=420, legend_below=True)
+
+
+def time_and_size(runs: pd.DataFrame) -> go.Figure:
+    """Bars of training+evaluation seconds and parameters per run.
+
+    ``runs``: columns name, fit, evaluate, n_parameters.
+    """
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Wall-clock seconds", "Parameters of the scoring model"),
+        horizontal_spacing=0.1,
+    )
+    fig.add_bar(x=runs["name"], y=runs["fit"], name="fit", marker_color=PALETTE[0], row=1, col=1)
+    fig.add_bar(
+        x=runs["name"], y=runs["evaluate"], name="evaluate", marker_color=PALETTE[1], row=1, col=1
+    )
+    fig.add_bar(
+        x=runs["name"],
+        y=runs["n_parameters"],
+        name="parameters",
+        marker_color=PALETTE[2],
+        showlegend=False,
+        row=1,
+        col=2,
+        hovertemplate="%{x}: %{y:,} parameters<extra></extra>",
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="seconds", row=1, col=1)
+    fig.update_yaxes(title_text="parameters", row=1, col=2)
+    return style(fig, None, height=400, legend_below=True)
+
+
+def live_curve(history: pd.DataFrame) -> go.Figure:
+    """Small validation curve of a running run, from its heartbeats."""
+    h = history.dropna(subset=["val_metric"]) if "val_metric" in history else history.iloc[0:0]
+    fig = go.Figure()
+    for stage, g in h.groupby("stage", sort=False):
+        fig.add_scatter(x=g["epoch"], y=g["val_metric"], mode="lines+markers", name=str(stage))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="val NDCG@10")
+    fig = style(fig, None, height=220)
+    fig.update_layout(margin=dict(l=10, r=10, t=25, b=10))
+    return fig
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embedding_map(points: pd.DataFrame, color: str, method: str) -> go.Figure:
+    """Scatter of projected vectors, one panel per stage, coloured by ``color``.
+
+    ``points``: columns x, y, stage, title and the colour column (categorical).
+    """
+    stages = list(dict.fromkeys(points["stage"]))
+    n = len(stages)
+    fig = make_subplots(
+        rows=1,
+        cols=n,
+        subplot_titles=stages,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+    )
+    cats = list(dict.fromkeys(points[color].astype(str)))
+    palette = {
+        "domain": DOMAIN_COLORS,
+        "cold status": COLD_COLORS,
+        "popularity": POP_COLORS,
+    }.get(color, {})
+    if color == "popularity":
+        cats = [c for c in POP_ORDER if c in cats]
+    colors = {c: palette.get(c, PALETTE[i % len(PALETTE)]) for i, c in enumerate(cats)}
+    for j, stage in enumerate(stages, start=1):
+        ps = points[points["stage"] == stage]
+        for c in cats:
+            g = ps[ps[color].astype(str) == c]
+            if g.empty:
+                continue
+            fig.add_scattergl(
+                x=g["x"],
+                y=g["y"],
+                mode="markers",
+                name=c,
+                legendgroup=c,
+                showlegend=j == 1,
+                marker=dict(size=5, color=colors[c], opacity=0.75, line=dict(width=0)),
+                text=g["title"],
+                hovertemplate="%{text}<br>" + f"{color}: {c}<extra>{stage}</extra>",
+                row=1,
+                col=j,
+            )
+    fig.update_xaxes(showticklabels=False, showgrid=False, showline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    fig = style(fig, None, height=560 if n <= 2 else 500)
+    fig.update_layout(
+        legend=dict(
+            itemsizing="constant", orientation="h", yanchor="top", y=-0.02, xanchor="center", x=0.5
+        ),
+        margin=dict(t=40, b=40),
+    )
+    return fig
+
+
+def drift_histogram(drift: np.ndarray, a: str, b: str) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=drift, nbinsx=40, marker_color=PALETTE[0]))
+    fig.update_xaxes(
+        title_text="cosine distance after Procrustes alignment",
+        range=[0, max(1.0, float(np.max(drift)) if len(drift) else 1.0)],
+    )
+    fig.update_yaxes(title_text="items")
+    return style(fig, f"Per-item drift: {a} → {b}", height=300)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1, 2, 5, 10, 20, 50... between lo and hi (fewer when the range is wide)."""
+    steps = (1, 2, 5) if hi / max(lo, 1) < 1e4 else (1,)
+    out = [m * 10**e for e in range(0, 10) for m in steps]
+    return [t for t in out if lo * 0.8 <= t <= hi * 1.25]
+
+
+def _alpha(hex_color: str, a: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{a})"

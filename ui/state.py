@@ -1,0 +1,147 @@
+"""The one home of the app's session state: key names and their defaults.
+
+Everything a browser session owns lives in ``st.session_state`` under these keys, never
+in module-level variables (a module is shared by every session of the server):
+
+* the loaded scenario, and the spec, split and source-history setting it was built with;
+* the session's :class:`~recsys_core.runs.jobs.JobManager` (its background jobs, which
+  keep running when the user switches pages);
+* a random session id, which names the folder the session's uploads are written to.
+
+Widget keys are prefixed per page (``data_``, ``train_``, ``compare_``, ``emb_``,
+``users_``) and are not listed here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import streamlit as st  # noqa: TID251 (UI side; TODO(lead): add "ui/*" to the per-file ignores)
+
+from recsys_core.runs.jobs import JobManager
+
+SCENARIO = "scenario"
+"""The loaded :class:`~recsys_core.data.scenario.Scenario`, or None."""
+SPEC = "scenario_spec"
+"""The :class:`~recsys_core.pipeline.ScenarioSpec` the scenario came from, or None."""
+SPLIT = "split_config"
+"""The :class:`~recsys_core.data.split_types.SplitConfig` of the loaded scenario, or None
+(the default split)."""
+SOURCE_HISTORY = "source_history"
+""""before-target" (honest, the default) or "all"."""
+JOBS = "job_manager"
+SESSION_ID = "session_id"
+STORE_ROOT = "run_store_root"
+SUMMARY = "scenario_summary"
+"""(id of the scenario, per-domain summaries and count arrays) for the Data page."""
+FLASH = "flash"
+"""A one-shot message (kind, text) shown at the top of the next page run."""
+
+
+def default_store_root() -> str:
+    """``$RTL_RUN_STORE`` or ``./transfer_lab_runs`` (the run store's own default)."""
+    from recsys_core.runs.store import DEFAULT_DIRNAME, ENV_VAR
+
+    return str(Path(os.environ.get(ENV_VAR) or Path.cwd() / DEFAULT_DIRNAME).expanduser().resolve())
+
+
+def cache_dir() -> Path:
+    """``$RTL_CACHE_DIR`` or ``~/.cache/recsys_transfer_lab`` (same rule as the engine)."""
+    root = os.environ.get("RTL_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "recsys_transfer_lab"
+
+
+def init_session_state() -> None:
+    """Give every key its default once per session (``setdefault``: never overwrites)."""
+    st.session_state.setdefault(SESSION_ID, uuid.uuid4().hex[:12])
+    st.session_state.setdefault(SCENARIO, None)
+    st.session_state.setdefault(SPEC, None)
+    st.session_state.setdefault(SPLIT, None)
+    st.session_state.setdefault(SOURCE_HISTORY, "before-target")
+    st.session_state.setdefault(STORE_ROOT, default_store_root())
+    st.session_state.setdefault(FLASH, None)
+    st.session_state.setdefault(SUMMARY, None)
+    # A JobManager is a few empty containers until its first job (no thread yet), so
+    # building one per run for setdefault to discard is cheap.
+    st.session_state.setdefault(JOBS, JobManager(st.session_state[SESSION_ID]))
+
+
+KEEP_PREFIXES = (
+    "train_pick_",
+    "train_opt_",
+    "train_set_",
+    "train_device",
+    "train_nboot",
+    "train_label",
+    "train_grid_",
+)
+"""Widget keys whose values survive a page switch (Streamlit drops the state of widgets
+that a run does not draw; re-assigning a key keeps it). Buttons, uploads and the Data
+page's form are left out: they cannot, or need not, be kept."""
+KEEP_EXCLUDE = ("train_grid_go",)
+
+
+def keep_widget_values() -> None:
+    """Carry the Train page's choices over page switches (call once per run, early)."""
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(KEEP_PREFIXES) and key not in KEEP_EXCLUDE:
+            st.session_state[key] = st.session_state[key]
+
+
+def jobs() -> JobManager:
+    return st.session_state[JOBS]
+
+
+def scenario():
+    """The loaded scenario or None."""
+    return st.session_state.get(SCENARIO)
+
+
+def store():
+    """The run store of this app (cheap to build: one SQLite file, opened per call)."""
+    from recsys_core.runs.store import RunStore
+
+    return RunStore(st.session_state[STORE_ROOT])
+
+
+def upload_dir() -> Path:
+    """This session's folder for the canonical copies of uploaded files."""
+    return cache_dir() / "uploads" / st.session_state[SESSION_ID]
+
+
+def set_scenario(scn, spec, split, source_history: str) -> None:
+    st.session_state[SCENARIO] = scn
+    st.session_state[SPEC] = spec
+    st.session_state[SPLIT] = split
+    st.session_state[SOURCE_HISTORY] = source_history
+    st.session_state[SUMMARY] = None
+
+
+def summaries(scn) -> dict:
+    """Per-domain summaries of the loaded scenario (computed once per scenario):
+    role -> {"summary": summarize(domain), "per_user", "per_item", "ratings": arrays}."""
+    held = st.session_state.get(SUMMARY)
+    if held is not None and held[0] == id(scn):
+        return held[1]
+    from recsys_core.data.summary import summarize
+
+    out = {}
+    for role, dom in (("target", scn.target), ("source", scn.source)):
+        if dom is None:
+            continue
+        df = dom.interactions
+        out[role] = {
+            "summary": summarize(dom),
+            "per_user": df["user_id"].value_counts(sort=False).to_numpy(),
+            "per_item": df["item_id"].value_counts(sort=False).to_numpy(),
+            "ratings": df["rating"].to_numpy() if "rating" in df else None,
+        }
+    st.session_state[SUMMARY] = (id(scn), out)
+    return out
+
+
+def flash(kind: str, text: str) -> None:
+    """Show ``text`` once at the top of the next run (kind: success, info, warning)."""
+    st.session_state[FLASH] = (kind, text)
