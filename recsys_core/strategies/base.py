@@ -36,8 +36,22 @@ ModelName = Literal["two-tower", "bpr-mf", "ease", "ials"]
 # patience, as in RecBole; the two-tower trains best with a full softmax over the target
 # catalogue and a little L2 on the rows of each batch.
 _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "bpr-mf": {"loss": "bpr", "lr": 0.002, "batch_size": 2048, "patience": 10, "epochs": 150, "weight_decay": 0.0},
-    "two-tower": {"loss": "full-softmax", "lr": 0.005, "batch_size": 4096, "patience": 4, "epochs": 40, "weight_decay": 0.01},
+    "bpr-mf": {
+        "loss": "bpr",
+        "lr": 0.001,
+        "batch_size": 2048,
+        "patience": 10,
+        "epochs": 150,
+        "weight_decay": 0.0,
+    },
+    "two-tower": {
+        "loss": "full-softmax",
+        "lr": 0.005,
+        "batch_size": 4096,
+        "patience": 4,
+        "epochs": 40,
+        "weight_decay": 0.01,
+    },
 }
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from recsys_core.models.two_tower import TwoTower
 from recsys_core.training.callbacks import Callbacks, ProgressEvent
+from recsys_core.training.optim import Adam
 
 Loss = Literal["bpr", "softmax", "full-softmax"]
 
@@ -53,6 +54,9 @@ class TrainConfig:
     """epochs without validation gain before stopping (0 = never stop early)."""
     eval_every: int = 1
     seed: int = 0
+    lr_decay: float = 1.0
+    """multiply the learning rate by this after each epoch without validation gain
+    (1 = constant): large steps early, fine steps once validation stalls."""
     max_per_epoch: int | None = None
     """visit at most this many pairs of the main domain per epoch (a fresh random sample
     each epoch): bounds the cost of pre-training on a large source."""
@@ -76,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
         if not 0 < self.temperature <= 10:
             raise ValueError(f"temperature must be in (0, 10], got {self.temperature}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.max_per_epoch is not None and self.max_per_epoch < self.batch_size:
             raise ValueError(f"max_per_epoch must be at least batch_size, got {self.max_per_epoch}")
         if self.patience < 0 or self.eval_every < 1:
@@ -246,8 +252,7 @@ def train(
     trainable = [
         p for p in (params if params is not None else model.parameters()) if p.requires_grad
     ]
-    # fused Adam: one kernel per step instead of a dozen elementwise passes per table.
-    opt = torch.optim.Adam(trainable, lr=cfg.lr, fused=True) if trainable else None
+    opt = Adam(trainable, lr=cfg.lr) if trainable else None
     main = dd[0]
     epoch_len = min(main.n, cfg.max_per_epoch or main.n)
     steps_per_epoch = max(1, math.ceil(epoch_len / cfg.batch_size))
@@ -313,6 +318,8 @@ def train(
                 bad_epochs = 0
             else:
                 bad_epochs += 1
+                if opt is not None and cfg.lr_decay != 1.0:
+                    opt.lr *= cfg.lr_decay
         result.history.append(row)
         result.epochs_run = epoch
         cb.progress(
