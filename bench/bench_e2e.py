@@ -33,7 +33,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="demo:ml1m-to-ml100k")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--cache", help="reuse this cache folder (default: a fresh one, so the first run encodes text)")
+    ap.add_argument(
+        "--cache",
+        help="reuse this cache folder (default: a fresh one, so the first run encodes text)",
+    )
     args = ap.parse_args()
     cache = args.cache or tempfile.mkdtemp(prefix="rtl-cache-")
     with tempfile.TemporaryDirectory() as store:
@@ -41,7 +44,11 @@ def main() -> None:
             wall, rows = run(args.scenario, args.device, cache, store)
             print(f"{label}: {wall:.1f} s wall, process start to last result")
             for r in rows:
-                ndcg = {m["segment"]: m["value"] for m in r["metrics"] if m["metric"] == "ndcg" and m["k"] == 10}
+                ndcg = {
+                    m["segment"]: m["value"]
+                    for m in r["metrics"]
+                    if m["metric"] == "ndcg" and m["k"] == 10
+                }
                 print(
                     f"  {r['strategy']:15s} {r['seconds'].get('fit', 0):6.1f}s fit {r['seconds'].get('evaluate', 0):5.1f}s eval"
                     f"  NDCG@10 all {ndcg.get('all', float('nan')):.4f} cold_k0 {ndcg.get('cold_users_k0', float('nan')):.4f}"
@@ -49,7 +56,9 @@ def main() -> None:
                 )
             if rows:
                 s = rows[0]["seconds"]
-                print(f"  shared set-up: load {s.get('load', 0):.1f}s, text {s.get('encode_text', 0):.1f}s")
+                print(
+                    f"  shared set-up: load {s.get('load', 0):.1f}s, text {s.get('encode_text', 0):.1f}s"
+                )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak resident memory of the CLI process: {peak:.0f} MiB")
 

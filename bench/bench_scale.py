@@ -44,7 +44,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    print(f"{'interactions':>12s} {'users':>9s} {'items':>7s} {'split s':>8s} {'epoch s':>8s} {'inter/s':>10s} {'eval users/s':>12s} {'peak MiB':>9s}")
+    print(
+        f"{'interactions':>12s} {'users':>9s} {'items':>7s} {'split s':>8s} {'epoch s':>8s} {'inter/s':>10s} {'eval users/s':>12s} {'peak MiB':>9s}"
+    )
     for size in [int(float(s)) for s in args.sizes.split(",")]:
         n_users = max(1000, size // 10)
         dom = synthetic(size, n_users, 50_000)
@@ -54,18 +56,42 @@ def main() -> None:
         tr = split.train
         import scipy.sparse as sp
 
-        hist = sp.csr_matrix((np.ones(len(tr), np.float32), (tr.user, tr.item)), shape=(split.n_users, split.n_items))
-        model = TwoTower(split.n_users, split.n_items, TwoTowerConfig(dim=64, use_text=False, use_history=False))
-        data = DomainData("t", tr.user.to_numpy(), tr.item.to_numpy(), np.arange(split.n_items), hist)
-        res = train(model, [data], TrainConfig(epochs=1, batch_size=65536, loss="bpr", lr=0.01, patience=0), device=dev)
+        hist = sp.csr_matrix(
+            (np.ones(len(tr), np.float32), (tr.user, tr.item)), shape=(split.n_users, split.n_items)
+        )
+        model = TwoTower(
+            split.n_users, split.n_items, TwoTowerConfig(dim=64, use_text=False, use_history=False)
+        )
+        data = DomainData(
+            "t", tr.user.to_numpy(), tr.item.to_numpy(), np.arange(split.n_items), hist
+        )
+        res = train(
+            model,
+            [data],
+            TrainConfig(epochs=1, batch_size=65536, loss="bpr", lr=0.01, patience=0),
+            device=dev,
+        )
 
         class S:
-            def score(self, users, history):
-                return model.score_users(users, history, split.n_items, device=dev)
+            def __init__(self, model, n_items):
+                self.model, self.n_items = model, n_items
 
-        users = np.random.default_rng(0).choice(split.n_users, min(20_000, split.n_users), replace=False)
+            def score(self, users, history):
+                return self.model.score_users(users, history, self.n_items, device=dev)
+
+        users = np.random.default_rng(0).choice(
+            split.n_users, min(20_000, split.n_users), replace=False
+        )
         t1 = time.perf_counter()
-        topk_full_ranking(S(), users, hist[users], hist[users], k=20, batch_size=2048, device=dev)
+        topk_full_ranking(
+            S(model, split.n_items),
+            users,
+            hist[users],
+            hist[users],
+            k=20,
+            batch_size=2048,
+            device=dev,
+        )
         t_eval = time.perf_counter() - t1
         print(f"{len(dom.interactions):12,d} {split.n_users:9,d} {split.n_items:7,d} {t_split:8.1f} {res.seconds:8.1f} "
               f"{len(tr) / res.seconds:10,.0f} {len(users) / t_eval:12,.0f} {rss_mib():9,.0f}")  # fmt: skip

@@ -112,7 +112,17 @@ def build_request(args: argparse.Namespace):
         strategies = [s.strip() for s in strategies.split(",") if s.strip()]
 
     settings = dict(conf.get("settings", {}))
-    for key in ("model", "dim", "epochs", "seed", "loss", "batch_size", "lr", "source_epochs", "weight_decay"):
+    for key in (
+        "model",
+        "dim",
+        "epochs",
+        "seed",
+        "loss",
+        "batch_size",
+        "lr",
+        "source_epochs",
+        "weight_decay",
+    ):
         v = getattr(args, key, None)
         if v is not None:
             settings[key] = v
@@ -337,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source-epochs", type=int)
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
-    r.add_argument("--weight-decay", type=float, help="L2 on the user and item vectors of each batch")
+    r.add_argument(
+        "--weight-decay", type=float, help="L2 on the user and item vectors of each batch"
+    )
     r.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
     r.add_argument("--seed", type=int)
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
@@ -389,15 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
 
+    from recsys_core.cli_curve import add_commands as add_curve_commands
     from recsys_core.cli_split import add_commands as add_split_commands
 
     add_split_commands(sub)
-    try:
-        from recsys_core.cli_curve import add_commands as add_curve_commands
-    except ImportError:  # pragma: no cover - the curve command is optional
-        add_curve_commands = None
-    if add_curve_commands is not None:
-        add_curve_commands(sub)
+    add_curve_commands(sub)
     return p
 
 

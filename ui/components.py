@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import streamlit as st  # noqa: TID251 (UI side; TODO(lead): add "ui/*" to the per-file ignores)
+import streamlit as st
 
 from ui import state
 

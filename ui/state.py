@@ -18,7 +18,7 @@ import os
 import uuid
 from pathlib import Path
 
-import streamlit as st  # noqa: TID251 (UI side; TODO(lead): add "ui/*" to the per-file ignores)
+import streamlit as st
 
 from recsys_core.runs.jobs import JobManager
 

@@ -63,7 +63,7 @@ def needs_text(request: RunRequest) -> bool:
     if any(s in TEXT_STRATEGIES for s in request.strategies):
         return True
     return request.settings.model == "two-tower" and any(
-        s != "popularity" for s in request.strategies
+        s not in ("popularity", "mapping") for s in request.strategies
     )
 
 

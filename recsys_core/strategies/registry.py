@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from recsys_core.strategies.adapt import AdaptStrategy
 from recsys_core.strategies.base import Strategy, StrategyConfig
-from recsys_core.strategies.baselines import PopularityStrategy, TargetOnlyStrategy, TextZeroShotStrategy
+from recsys_core.strategies.baselines import (
+    PopularityStrategy,
+    TargetOnlyStrategy,
+    TextZeroShotStrategy,
+)
 from recsys_core.strategies.distill import DistillStrategy
 from recsys_core.strategies.fine_tune import FineTuneStrategy
 from recsys_core.strategies.fusion import FusionStrategy
+from recsys_core.strategies.mapping import MappingStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -19,6 +24,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         DistillStrategy,
         AdaptStrategy,
         FusionStrategy,
+        MappingStrategy,
     )
 }
 

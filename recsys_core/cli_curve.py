@@ -1,0 +1,223 @@
+"""``transfer-lab curve``: what-if curves from the command line (see recsys_core.curves).
+
+    transfer-lab curve --scenario demo:ml1m-genres --factor warm_users \\
+        --values 10,30,100,all --strategy fine-tune,mapping \\
+        --baseline popularity,target-only [--draws 3] [--json]
+
+Wired into the main parser by ``recsys_core.cli.build_parser`` calling
+:func:`add_commands`. The data, split, model and strategy-option flags are the ``run``
+command's and go through the same :func:`recsys_core.cli.build_request`, so a curve
+point is exactly what ``run`` would train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+# Flags of ``run`` that build_request reads but a curve does not offer: left at None.
+_UNUSED_RUN_FLAGS = ("label",)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``curve`` command to the CLI's subparsers; returns its parser."""
+    c = subparsers.add_parser(
+        "curve",
+        help="what-if curve: gain of transfer over the best baseline as one factor varies",
+        description=(
+            "Re-run a comparison while varying the number of warm target users kept in "
+            "training (warm_users) or the number of source interactions each cold user "
+            "brings (source_interactions); print the gain of each strategy over the best "
+            "target-only baseline per segment with a 95% paired bootstrap interval."
+        ),
+    )
+    c.add_argument("--config", help="TOML file with the same settings as run (flags win)")
+    c.add_argument("--scenario", help="demo:ml1m-genres, demo:ml1m-to-ml100k, ... or a folder")
+    c.add_argument("--target", help="target interactions file")
+    c.add_argument("--target-items", help="target item table")
+    c.add_argument("--source", help="source interactions file")
+    c.add_argument("--source-items", help="source item table")
+    c.add_argument(
+        "--factor", required=True, choices=["warm_users", "source_interactions"], help="what varies"
+    )
+    c.add_argument(
+        "--values",
+        required=True,
+        help="comma-separated values, 'all' for no subsampling or cap (e.g. 10,30,100,300,all)",
+    )
+    c.add_argument(
+        "--strategy",
+        required=True,
+        help="strategies to draw, comma-separated (e.g. fine-tune,mapping)",
+    )
+    c.add_argument(
+        "--baseline",
+        default="popularity,target-only",
+        help="target-only baselines, comma-separated; the best per point is the reference "
+        "(default popularity,target-only)",
+    )
+    c.add_argument(
+        "--draws", type=int, default=3, help="random draws per value, pooled (default 3)"
+    )
+    c.add_argument("--metric", default="ndcg", help="per-user metric (default ndcg)")
+    c.add_argument("--k", type=int, default=10, help="cut-off of the metric (default 10)")
+    c.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
+    c.add_argument("--dim", type=int)
+    c.add_argument("--epochs", type=int)
+    c.add_argument("--source-epochs", type=int)
+    c.add_argument("--batch-size", type=int)
+    c.add_argument("--lr", type=float)
+    c.add_argument("--loss", choices=["bpr", "softmax"])
+    c.add_argument("--seed", type=int, help="seed of models, subsamples and bootstrap")
+    c.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    c.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
+    c.add_argument("--source-history", choices=["before-target", "all"])
+    c.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
+    c.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
+    c.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
+    c.add_argument("--min-rating", type=float, help="ratings below this are not positives")
+    c.add_argument(
+        "--freeze",
+        choices=["none", "text", "items", "text+items"],
+        help="fine-tune: parts kept frozen",
+    )
+    c.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
+    c.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
+    c.add_argument("--temperature", type=float, help="distill: softmax temperature")
+    c.add_argument("--teacher-dim", type=int, help="distill: teacher width")
+    c.add_argument("--student-dim", type=int, help="distill: student width")
+    c.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
+    c.add_argument("--align-weight", type=float, help="adapt: alignment weight")
+    c.add_argument("--beta", type=float, help="fusion: fixed text weight")
+    c.add_argument("--mapper", choices=["linear", "mlp"], help="mapping: the map's form")
+    c.add_argument(
+        "--blend", choices=["none", "validation"], help="mapping: blending for cold users"
+    )
+    c.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
+    c.add_argument("--n-boot", type=int, help="bootstrap resamples per interval (default 1000)")
+    c.add_argument(
+        "--json", action="store_true", help="print one JSON object per point (JSON Lines)"
+    )
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_curve, **dict.fromkeys(_UNUSED_RUN_FLAGS))
+    return c
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _needs_text(names: list[str], model: str) -> bool:
+    """Whether any strategy reads item text (as ``run`` decides, minus the id-only ones)."""
+    no_text = {"popularity", "mapping"}
+    if model in ("ease", "ials"):
+        no_text.add("target-only")
+    if model == "bpr-mf":
+        return "text-zero-shot" in names
+    return any(n not in no_text for n in names)
+
+
+def _json_value(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return _json_value(v.item())
+    return v
+
+
+def point_records(df) -> list[dict]:
+    """Curve rows as JSON-ready dicts: the documented keys first, NaN as null."""
+    from recsys_core.curves import CURVE_COLUMNS, EXTRA_COLUMNS
+
+    cols = [c for c in CURVE_COLUMNS + EXTRA_COLUMNS if c in df.columns]
+    return [
+        {c: _json_value(v) for c, v in zip(cols, row)} for row in df[cols].itertuples(index=False)
+    ]
+
+
+def format_curve(df) -> str:
+    """A text table per segment: value, strategy, delta [95% CI] against the baseline."""
+    from recsys_core.curves import curve_errors
+
+    if df.empty:
+        return "no points (nothing was evaluated)"
+    r0 = df.iloc[0]
+    lines = [
+        f"what-if curve on {r0['scenario']} (source history: {r0['source_history']}): "
+        f"gain in {r0['metric']}@{r0['k']} over the best target-only baseline"
+    ]
+    for seg, g in df.groupby("segment", sort=False):
+        lines.append(f"\n[{seg}]")
+        for _, r in g.iterrows():
+            if math.isnan(r["delta"]):
+                est = "no estimate"
+            else:
+                star = " *" if (r["ci_low"] > 0 or r["ci_high"] < 0) else ""
+                est = f"{r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]{star}"
+            lines.append(
+                f"  {r['factor']}={r['value']!s:>5}  {r['strategy']:12s} {est:34s} "
+                f"vs {r['baseline']} ({r['baseline_rule']}), {r['n_users']} users"
+            )
+    errs = curve_errors(df)
+    if errs:
+        lines.append("\nmissing points:")
+        lines += [f"  {e}" for e in errs]
+    lines.append("\n* the 95% interval excludes zero")
+    return "\n".join(lines)
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    """Run the curve and print it (text table, or JSON Lines with --json)."""
+    from recsys_core.cli import _Bar, build_request
+    from recsys_core.curves import parse_values, what_if_curve
+    from recsys_core.pipeline import encode_scenario_text, load_scenario
+    from recsys_core.training.callbacks import Callbacks
+    from recsys_core.training.device import choose_device
+
+    t0 = time.perf_counter()
+    strategies, baselines = _names(args.strategy), _names(args.baseline)
+    values = parse_values(args.values)
+    # build_request validates names, options and settings exactly as `run` does.
+    req_args = argparse.Namespace(**vars(args))
+    req_args.strategy = ",".join(dict.fromkeys([*strategies, *baselines]))
+    spec, split, history, request = build_request(req_args)
+    options = {k: dict(v) for k, v in request.options.items()}
+    for key in ("mapper", "blend"):
+        v = getattr(args, key, None)
+        if v is not None:
+            options.setdefault("mapping", {})[key] = v
+    bar = _Bar(enabled=not args.quiet)
+    cb = Callbacks(on_progress=bar)
+    scn = load_scenario(spec, split, history)
+    device = choose_device(request.device)
+    text = None
+    if _needs_text([*strategies, *baselines], request.settings.model):
+        text = encode_scenario_text(scn, device=device.type, callbacks=cb)
+    df = what_if_curve(
+        scn,
+        args.factor,
+        values,
+        strategies,
+        baselines,
+        request.settings,
+        draws=args.draws,
+        seed=request.settings.seed,
+        metric=args.metric,
+        k=args.k,
+        callbacks=cb,
+        options=options,
+        text=text,
+        device=device,
+        n_boot=request.n_boot,
+    )
+    bar.close()
+    if args.json:
+        for rec in point_records(df):
+            print(json.dumps(rec), flush=True)
+    else:
+        print(format_curve(df))
+        print(f"\n({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    return 0
