@@ -84,13 +84,15 @@ def _coerce(v: str):
     return v
 
 
-def build_request(args: argparse.Namespace):
-    """Merge a TOML config (if any) with the flags; flags win. Returns (spec, split, history, request)."""
-    from recsys_core.data.split_types import SplitConfig
-    from recsys_core.pipeline import RunRequest, ScenarioSpec
-    from recsys_core.strategies.base import ModelSettings
+def data_settings(args: argparse.Namespace, conf: dict):
+    """(ScenarioSpec, SplitConfig, source history) from flags and a TOML config; flags win.
 
-    conf = _load_toml(args.config) if args.config else {}
+    The model seed (--seed or [settings] seed) seeds the split too, unless the TOML's
+    [split] table sets its own. Shared by run, split export and curve.
+    """
+    from recsys_core.data.split_types import SplitConfig
+    from recsys_core.pipeline import ScenarioSpec
+
     scenario = args.scenario or conf.get("scenario")
     if args.target:
         spec = ScenarioSpec(
@@ -106,6 +108,38 @@ def build_request(args: argparse.Namespace):
             "no data given",
             hint="use --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]",
         )
+    split = dict(conf.get("split", {}))
+    if args.protocol:
+        split["protocol"] = args.protocol
+    if args.cold_ks:
+        try:
+            split["cold_ks"] = [int(k) for k in args.cold_ks.split(",")]
+        except ValueError as exc:
+            raise DataError(
+                f"--cold-ks must be whole numbers separated by commas, got {args.cold_ks!r}"
+            ) from exc
+    if args.cold_users is not None:
+        split["cold_user_frac"] = args.cold_users
+    if args.cold_items is not None:
+        split["cold_item_frac"] = args.cold_items
+    if args.min_rating is not None:
+        split["min_rating"] = args.min_rating
+    seed = args.seed if args.seed is not None else conf.get("settings", {}).get("seed")
+    if seed is not None and "seed" not in split:
+        split["seed"] = seed
+    if "cold_ks" in split:
+        split["cold_ks"] = tuple(split["cold_ks"])
+    history = args.source_history or conf.get("source_history", "before-target")
+    return spec, SplitConfig(**split), history
+
+
+def build_request(args: argparse.Namespace):
+    """Merge a TOML config (if any) with the flags; flags win. Returns (spec, split, history, request)."""
+    from recsys_core.pipeline import RunRequest
+    from recsys_core.strategies.base import ModelSettings
+
+    conf = _load_toml(args.config) if args.config else {}
+    spec, split_config, history = data_settings(args, conf)
 
     strategies = args.strategy or conf.get("strategies") or conf.get("strategy") or "target-only"
     if isinstance(strategies, str):
@@ -126,22 +160,6 @@ def build_request(args: argparse.Namespace):
         v = getattr(args, key, None)
         if v is not None:
             settings[key] = v
-    split = dict(conf.get("split", {}))
-    if args.protocol:
-        split["protocol"] = args.protocol
-    if args.cold_ks:
-        split["cold_ks"] = [int(k) for k in args.cold_ks.split(",")]
-    if args.cold_users is not None:
-        split["cold_user_frac"] = args.cold_users
-    if args.cold_items is not None:
-        split["cold_item_frac"] = args.cold_items
-    if args.min_rating is not None:
-        split["min_rating"] = args.min_rating
-    if "seed" in settings and "seed" not in split:
-        split["seed"] = settings["seed"]
-    if "cold_ks" in split:
-        split["cold_ks"] = tuple(split["cold_ks"])
-
     options = {k: dict(v) for k, v in conf.get("options", {}).items()}
     flag_opts = {
         "fine-tune": {"freeze": args.freeze, "l2sp": args.l2sp},
@@ -167,7 +185,6 @@ def build_request(args: argparse.Namespace):
         strat, opt = key.split(".", 1)
         options.setdefault(strat, {})[opt.replace("-", "_")] = _coerce(value)
 
-    history = args.source_history or conf.get("source_history", "before-target")
     request = RunRequest(
         strategies=tuple(strategies),
         settings=ModelSettings(**settings),
@@ -176,7 +193,7 @@ def build_request(args: argparse.Namespace):
         n_boot=args.n_boot if args.n_boot is not None else conf.get("n_boot", 1000),
         label=args.label,
     )
-    return spec, SplitConfig(**split), history, request
+    return spec, split_config, history, request
 
 
 class _Bar:

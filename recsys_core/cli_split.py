@@ -98,60 +98,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- split export
 
 
-def _split_settings(args: argparse.Namespace, conf: dict):
-    """(ScenarioSpec, SplitConfig, source history) from flags and a TOML config, as 'run'
-    builds them (flags win; the split seed follows --seed / settings.seed)."""
-    from recsys_core.data.split_types import SplitConfig
-    from recsys_core.pipeline import ScenarioSpec
-
-    scenario = args.scenario or conf.get("scenario")
-    if args.target:
-        spec = ScenarioSpec(
-            target_interactions=args.target,
-            target_items=args.target_items,
-            source_interactions=args.source,
-            source_items=args.source_items,
-        )
-    elif scenario:
-        spec = ScenarioSpec.parse(scenario)
-    else:
-        raise DataError(
-            "no data given", hint="Use --scenario demo:ml100k, or --target FILE [--source FILE]"
-        )
-    split = dict(conf.get("split", {}))
-    if args.protocol:
-        split["protocol"] = args.protocol
-    if args.cold_ks:
-        try:
-            split["cold_ks"] = [int(k) for k in args.cold_ks.split(",")]
-        except ValueError as exc:
-            raise DataError(
-                f"--cold-ks must be whole numbers separated by commas, got {args.cold_ks!r}"
-            ) from exc
-    if args.cold_users is not None:
-        split["cold_user_frac"] = args.cold_users
-    if args.cold_items is not None:
-        split["cold_item_frac"] = args.cold_items
-    if args.min_rating is not None:
-        split["min_rating"] = args.min_rating
-    # As in 'run': the model seed (--seed or [settings] seed) seeds the split too, unless
-    # the TOML's [split] table sets its own.
-    seed = args.seed if args.seed is not None else conf.get("settings", {}).get("seed")
-    if seed is not None and "seed" not in split:
-        split["seed"] = seed
-    if "cold_ks" in split:
-        split["cold_ks"] = tuple(split["cold_ks"])
-    history = args.source_history or conf.get("source_history", "before-target")
-    return spec, SplitConfig(**split), history
-
-
 def cmd_split_export(args: argparse.Namespace) -> int:
-    from recsys_core.cli import _load_toml
+    from recsys_core.cli import _load_toml, data_settings
     from recsys_core.data.split_io import export_split
     from recsys_core.pipeline import load_scenario
 
     conf = _load_toml(args.config) if args.config else {}
-    spec, split_config, history = _split_settings(args, conf)
+    spec, split_config, history = data_settings(args, conf)
     scn = load_scenario(spec, split_config, history)
     paths = export_split(
         scn.split, Path(args.out), scenario_name=scn.name, scenario_fingerprint=scn.fingerprint()

