@@ -32,6 +32,7 @@ pages = {
         st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("pages/users.py", title="Users", icon=":material/person_search:"),
+        st.Page("pages/whatif.py", title="What-if", icon=":material/query_stats:"),
     ],
 }
 page = st.navigation(pages)

@@ -4,6 +4,9 @@ CSV and standalone HTML export. Widget keys start with ``compare_``.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -13,6 +16,7 @@ from ui.components import (
     done_runs,
     empty_state,
     html_report,
+    offer_reload,
     page_header,
     run_names,
     run_table,
@@ -74,6 +78,15 @@ def pick_runs(store):
             key="compare_fp",
         )
         rs = rs[rs["data_fingerprint"] == fp]
+    else:
+        fp = fps[0]
+    pool = runs[(runs["scenario"] == chosen) & (runs["data_fingerprint"] == fp)]
+    new_id = external_box(store, pool, chosen, fp)
+    if new_id is not None:
+        # Select the new run beside the ones already chosen (set before the widget exists).
+        current = st.session_state.get("compare_runs") or list(rs["run_id"])[:8]
+        st.session_state["compare_runs"] = [*current, new_id]
+        st.rerun()
     records = rs.to_dict("records")
     names = run_names(records)
     ids = st.multiselect(
@@ -102,6 +115,89 @@ def pick_runs(store):
         "with the best validation NDCG@10, not the weakest.",
     )
     return full, names, baseline, metric, int(k)
+
+
+EXTERNAL_HELP = (
+    "A CSV (comma, tab or semicolon separated; gzip allowed) with one row per recommended "
+    "item: `user_id,item_id,rank` (1 = best) or `user_id,item_id,score` (higher is better), "
+    "and optionally `k`, the support size a cold user's list was made with. Ids are the "
+    "original ids of the data. It is scored exactly like our own runs (same users, segments, "
+    "masking of known items, intervals). To train another library on exactly the same data, "
+    "`transfer-lab split export --scenario ... --out DIR` writes this split (train, valid, "
+    "test, cold users' support sets, cold items) as plain CSV with the original ids."
+)
+
+
+def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str | None:
+    """Upload box: score another system's recommendations on these runs' split and add
+    them as a run. Returns the new run id, or None (nothing new, or an error shown)."""
+    with st.expander(
+        "Add recommendations from another system",
+        icon=":material/upload_file:",
+        key="compare_upload_box",  # keyed: stays open across reruns (its messages show)
+    ):
+        st.caption(EXTERNAL_HELP)
+        scn = state.scenario()
+        if scn is None or scn.fingerprint() != fp:
+            # The file is scored on the runs' own split: it must be the loaded one.
+            with_spec = [
+                run
+                for run in (store.get_run(r) for r in pool["run_id"])
+                if (run.get("config") or {}).get("spec")
+            ]
+            if with_spec:
+                offer_reload(with_spec[0], "compare_reload")
+            else:
+                st.info(
+                    "Load the data and split these runs were made on (Data page) to add "
+                    "recommendations from another system."
+                )
+            return None
+        c = st.columns([3, 2])
+        up = c[0].file_uploader(
+            "recommendation file",
+            type=["csv", "tsv", "txt", "gz"],
+            key="compare_upload",
+            help=EXTERNAL_HELP,
+        )
+        label = c[1].text_input(
+            "name in the comparison",
+            key="compare_upload_label",
+            placeholder=Path(up.name).stem if up is not None else "the file name",
+            help="How the run is shown in the table and charts.",
+        )
+        if up is None:
+            return None
+        data = up.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        for rid in pool.loc[pool["strategy"] == "external", "run_id"]:
+            if (store.get_run(rid).get("config") or {}).get("file_sha256") == sha:
+                st.caption(
+                    f":material/check_circle: {up.name} is in the comparison as run `{rid}`. "
+                    "Upload another file to add it too."
+                )
+                return None
+        from recsys_core.errors import DataError
+        from recsys_core.external import add_external_run
+
+        name = label.strip() or Path(up.name).stem
+        try:
+            with st.spinner(f"Scoring {up.name}…"):
+                rid = add_external_run(
+                    store, scn.split, scenario_name, fp, data, label=name, name=up.name
+                )
+        except (DataError, ValueError) as exc:
+            show_error(exc)
+            return None
+        info = (store.get_run(rid).get("extra") or {}).get("info", {})
+        notes = "".join(f"\n- {w}" for w in info.get("warnings", []))
+        state.flash(
+            "success",
+            f"Added **{name}** (run `{rid}`) from {up.name}: "
+            f"{info.get('stats', {}).get('rows_scored', 0):,} rows scored."
+            + (f"\n\nNotes:{notes}" if notes else ""),
+        )
+        return rid
 
 
 def pretty_verdict(line: str) -> str:

@@ -14,6 +14,8 @@ from recsys_core.evaluation.bootstrap import paired_bootstrap_delta
 from recsys_core.evaluation.metrics import metric_column
 
 BASELINE_STRATEGIES = ("popularity", "text-zero-shot", "target-only")
+TRANSFER_STRATEGIES = ("fine-tune", "distill", "adapt", "fusion", "mapping")
+"""What the verdict weighs; an uploaded 'external' run is neither baseline nor transfer."""
 
 
 def default_baseline(runs: list[dict]) -> str:
@@ -110,7 +112,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
     base = table["baseline"].iloc[0]
     metric = f"{table['metric'].iloc[0].upper()}@{table['k'].iloc[0]}"
     for seg, g in table.groupby("segment", sort=False):
-        t = g[~g["strategy"].isin(BASELINE_STRATEGIES) & (g["run_id"] != base)]
+        t = g[g["strategy"].isin(TRANSFER_STRATEGIES) & (g["run_id"] != base)]
         wins = t[t["significant"] & (t["delta"] > 0)]
         if len(wins):
             best = wins.sort_values("delta", ascending=False).iloc[0]

@@ -228,6 +228,7 @@ def few_shot_curve(
         fig.add_scatter(
             x=np.concatenate([g["shots"], g["shots"][::-1]]),
             y=np.concatenate([g["ci_high"], g["ci_low"][::-1]]),
+            mode="lines",
             fill="toself",
             fillcolor=_alpha(c, 0.12),
             line=dict(width=0),
@@ -428,6 +429,185 @@ def drift_histogram(drift: np.ndarray, a: str, b: str) -> go.Figure:
     )
     fig.update_yaxes(title_text="items")
     return style(fig, f"Per-item drift: {a} → {b}", height=300)
+
+
+# --------------------------------------------------------------------------- what-if page
+
+
+def segment_order(segments: Sequence[str]) -> list[str]:
+    """all, warm users, cold users by k, then cold items (as the compare page lists them)."""
+
+    def key(s: str) -> tuple[int, int, str]:
+        if s.startswith("cold_users_k") and s.removeprefix("cold_users_k").isdigit():
+            return (2, int(s.removeprefix("cold_users_k")), s)
+        rank = {"all": 0, "warm_users": 1, "cold_items": 3}.get(s, 4)
+        return (rank, 0, s)
+
+    return sorted(dict.fromkeys(segments), key=key)
+
+
+def curve_positions(points: pd.DataFrame) -> tuple[dict, list[float], list[str]]:
+    """Where each value of a what-if curve sits on a log x axis, and its tick labels.
+
+    Numbers sit at themselves; 0 (no source interaction) sits a little left of the
+    smallest positive value, since a log axis has no zero; "all" sits at the effective
+    number the engine measured (mean ``x`` over the rows of that value) when it is
+    beyond the largest value asked for, else one step to the right of it.
+
+    Returns:
+        value -> x position, the tick positions and their labels (in value order).
+    """
+    labels = list(dict.fromkeys(points["value"]))
+    nums = sorted(float(v) for v in labels if not isinstance(v, str))
+    positive = [v for v in nums if v > 0]
+    lo = positive[0] if positive else 1.0
+    hi = positive[-1] if positive else 1.0
+    pos: dict = {}
+    for v in labels:
+        if isinstance(v, str):  # "all"
+            xs = pd.to_numeric(points.loc[points["value"] == v, "x"], errors="coerce")
+            eff = float(xs.mean()) if xs.notna().any() else float("nan")
+            pos[v] = eff if np.isfinite(eff) and eff > hi * 1.15 else hi * 2.0
+        elif float(v) <= 0:
+            pos[v] = lo / 3.0
+        else:
+            pos[v] = float(v)
+    order = sorted(labels, key=lambda v: pos[v])
+    ticks = [pos[v] for v in order]
+    text = []
+    for v in order:
+        if isinstance(v, str):
+            xs = pd.to_numeric(points.loc[points["value"] == v, "x"], errors="coerce")
+            eff = float(xs.mean()) if xs.notna().any() else float("nan")
+            text.append(f"all<br>(≈{eff:,.0f})" if np.isfinite(eff) else "all")
+        else:
+            text.append(f"{int(v):,}")
+    return pos, ticks, text
+
+
+FACTOR_AXIS = {
+    "warm_users": "warm target users kept in training",
+    "source_interactions": "source interactions per cold user",
+}
+
+
+def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
+    """Gain over the best target-only baseline against the factor's value: one panel
+    per segment, one line per strategy with its 95% paired interval as a band, and the
+    baseline as the dashed zero line (its name in the hover of each point).
+
+    ``curve``: :func:`recsys_core.curves.what_if_curve` output (factor, value, strategy,
+    segment, metric, k, delta, ci_low, ci_high, baseline, x, n_users, ...).
+    """
+    segs = segment_order(curve["segment"])
+    n = max(len(segs), 1)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[segment_label(s) for s in segs],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.16 if rows > 1 else 0.1,
+        shared_xaxes=False,
+    )
+    if curve.empty:
+        return style(fig, None, height=300)
+    pos, ticks, ticktext = curve_positions(curve)
+    strategies = list(dict.fromkeys(curve["strategy"]))
+    colors = run_colors(strategies)
+    factor = str(curve["factor"].iloc[0])
+    metric = f"{str(curve['metric'].iloc[0]).upper()}@{int(curve['k'].iloc[0])}"
+    xs_all = list(pos.values())
+    x_lo, x_hi = min(xs_all) / 1.6, max(xs_all) * 1.6
+    for i, seg in enumerate(segs):
+        r, c = i // cols + 1, i % cols + 1
+        g_seg = curve[curve["segment"] == seg]
+        # The reference: best target-only baseline of each point (dashed zero line).
+        fig.add_scatter(
+            x=[x_lo, x_hi],
+            y=[0, 0],
+            mode="lines",
+            line=dict(color="#6b6f7b", width=1.5, dash="dash"),
+            name="best target-only baseline (Δ = 0)",
+            legendgroup="baseline",
+            showlegend=i == 0,
+            hoverinfo="skip",
+            row=r,
+            col=c,
+        )
+        for name in strategies:
+            g = g_seg[g_seg["strategy"] == name].copy()
+            g["_x"] = g["value"].map(pos)
+            g = g[g["delta"].notna()].sort_values("_x")
+            if g.empty:
+                continue
+            col = colors[name]
+            fig.add_scatter(
+                x=np.concatenate([g["_x"], g["_x"][::-1]]),
+                y=np.concatenate([g["ci_high"], g["ci_low"][::-1]]),
+                fill="toself",
+                fillcolor=_alpha(col, 0.14),
+                mode="lines",  # without it plotly marks the band's corners
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+                row=r,
+                col=c,
+            )
+            excl = (g["ci_low"] > 0) | (g["ci_high"] < 0)
+            fig.add_scatter(
+                x=g["_x"],
+                y=g["delta"],
+                name=name,
+                mode="lines+markers",
+                line=dict(color=col, width=2.5),
+                marker=dict(
+                    size=9,
+                    color=[col if e else "white" for e in excl],
+                    line=dict(color=col, width=2),
+                ),
+                legendgroup=name,
+                showlegend=i == 0,
+                customdata=np.stack(
+                    [
+                        g["value"].astype(str),
+                        g["ci_low"],
+                        g["ci_high"],
+                        g["baseline"].fillna("none").astype(str),
+                        g["n_users"],
+                    ],
+                    axis=1,
+                ),
+                hovertemplate=(
+                    f"{name}, {segment_label(seg)}<br>value %{{customdata[0]}}: "
+                    "Δ %{y:+.4f} [%{customdata[1]:+.4f}, %{customdata[2]:+.4f}]"
+                    "<br>vs %{customdata[3]}, %{customdata[4]} users<extra></extra>"
+                ),
+                row=r,
+                col=c,
+            )
+    fig.update_xaxes(
+        type="log",
+        range=[np.log10(x_lo), np.log10(x_hi)],
+        tickvals=ticks,
+        ticktext=ticktext,
+        showgrid=True,
+        gridcolor="#eceef2",
+    )
+    for c in range(1, cols + 1):  # under the lowest panel of each column
+        last = max(i // cols + 1 for i in range(n) if i % cols + 1 == c)
+        fig.update_xaxes(title_text=FACTOR_AXIS.get(factor, factor), row=last, col=c)
+    for r in range(1, rows + 1):
+        fig.update_yaxes(title_text=f"Δ {metric}", row=r, col=1)
+    fig.update_yaxes(zeroline=False)
+    fig.update_annotations(font=dict(size=14))
+    return style(
+        fig,
+        f"Gain over the best target-only baseline, {metric} (95% paired intervals)",
+        height=110 + 300 * rows,
+    )
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:

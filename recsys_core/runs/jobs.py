@@ -62,9 +62,12 @@ def needs_text(request: RunRequest) -> bool:
     """
     if any(s in TEXT_STRATEGIES for s in request.strategies):
         return True
-    return request.settings.model == "two-tower" and any(
-        s not in ("popularity", "mapping") for s in request.strategies
-    )
+    # fine-tune, distill and adapt always train the two-tower (with text unless the model
+    # is bpr-mf); target-only reads text only as the two-tower.
+    tower = request.settings.model != "bpr-mf"
+    if tower and any(s in ("fine-tune", "distill", "adapt") for s in request.strategies):
+        return True
+    return request.settings.model == "two-tower" and "target-only" in request.strategies
 
 
 @dataclass

@@ -123,7 +123,9 @@ class AdaptStrategy(Strategy):
             model = new_model(ctx)
         hist = joint_history(s)
         t_dom = target_data(s, history=hist)
-        s_dom = source_data(s, history=hist, weight=cfg.source_weight)
+        s_dom = source_data(
+            s, history=hist, weight=cfg.source_weight, loss=ctx.settings.source_loss
+        )
         # Source-only and target-only items: shared items belong to both and would only
         # blur the two distributions being compared.
         src_pool = torch.from_numpy(np.flatnonzero(s.item_domain == 1)).to(ctx.device)

@@ -97,6 +97,8 @@ class DomainData:
         pool: int64 (m,) the items negatives are drawn from (this domain's catalogue).
         history: (n_joint_users, n_joint_items) csr used for history pooling.
         weight: multiplier of this domain's loss.
+        loss: this domain's loss, or None for the TrainConfig's (a large source in
+            joint training can use the cheaper sampled softmax).
     """
 
     name: str
@@ -105,6 +107,7 @@ class DomainData:
     pool: np.ndarray
     history: sp.csr_matrix
     weight: float = 1.0
+    loss: Loss | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -138,7 +141,7 @@ class _DeviceDomain:
     """DomainData moved to the device once (pairs, pools, csr structure)."""
 
     def __init__(self, d: DomainData, device: torch.device) -> None:
-        self.name, self.weight = d.name, d.weight
+        self.name, self.weight, self.loss = d.name, d.weight, d.loss
         self.users = torch.from_numpy(d.users.astype(np.int64)).to(device)
         self.items = torch.from_numpy(d.items.astype(np.int64)).to(device)
         self.pool = torch.from_numpy(d.pool.astype(np.int64)).to(device)
@@ -190,8 +193,9 @@ def _rec_loss(
     """Recommendation loss for one domain's batch. user_vec (B, d), pos (B,)."""
     dev = pos.device
     pool = d.pool
+    loss = d.loss or cfg.loss
     pos_score = (user_vec * item_vecs[pos]).sum(1) + biases[pos]
-    if cfg.loss == "bpr":
+    if loss == "bpr":
         neg = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
         for _ in range(3):  # resample negatives that are positives of the user
             bad = d.is_positive(users, neg)
@@ -201,7 +205,7 @@ def _rec_loss(
             neg = torch.where(bad, fresh, neg)
         neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
         return -F.logsigmoid(pos_score - neg_score).mean()
-    if cfg.loss == "full-softmax":
+    if loss == "full-softmax":
         logits = (user_vec @ item_vecs[pool].T + biases[pool]) / cfg.temperature
         return F.cross_entropy(logits, d.pos_in_pool[pos])
     # Sampled softmax over shared candidates: up to `in_batch` positives of other rows

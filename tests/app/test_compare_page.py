@@ -107,3 +107,86 @@ def test_html_report_is_standalone() -> None:
     # plotly.js is inlined (a few MB), not loaded from a CDN: the file works offline.
     assert len(html) > 1_000_000
     assert 'src="https://cdn.plot.ly' not in html
+
+
+# --------------------------------------------------------------------------- external runs
+
+
+def popularity_file(scn, n: int = 10) -> bytes:
+    """Every test user gets the n most popular training items, ranks 1..n (original ids)."""
+    split = scn.split
+    top = split.train["item"].value_counts().index[:n]
+    users = np.unique(split.test["user"].to_numpy())
+    rows = [
+        f"{split.user_map.ids[u]},{split.item_map.ids[i]},{r + 1}"
+        for u in users
+        for r, i in enumerate(top)
+    ]
+    return ("user_id,item_id,rank\n" + "\n".join(rows) + "\n").encode()
+
+
+def upload(at, name: str, data: bytes, label: str = "") -> None:
+    at.text_input(key="compare_upload_label").set_value(label)
+    at.get("file_uploader")[0].set_value((name, data, "text/csv"))
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def test_upload_adds_an_external_run_selected_in_the_table(loaded_app, finished_runs) -> None:
+    from recsys_core.external import evaluate_recommendation_file
+
+    store, ids = finished_runs
+    scn = loaded_app.session_state[state.SCENARIO]
+    at = open_compare(loaded_app)
+    helps = " ".join(texts(at, "caption"))
+    assert "transfer-lab split export" in helps
+    data = popularity_file(scn)
+    upload(at, "prod_recs.csv", data, label="production model")
+    chosen = at.multiselect(key="compare_runs").value
+    new = [r for r in chosen if r not in ids]
+    assert len(new) == 1, chosen
+    run = store.get_run(new[0])
+    assert run["strategy"] == "external" and run["label"] == "production model"
+    assert run["data_fingerprint"] == scn.fingerprint()
+    assert any("Added **production model**" in s.value for s in at.success)
+    # Its rows in the table carry the numbers the engine computes from the same file.
+    want = evaluate_recommendation_file(data, scn.split, name="prod_recs.csv", n_boot=1000)
+    rec = pd.DataFrame(want.to_records())
+    view = frame_with(at, "Δ vs baseline")
+    mine = view[view["Run"] == "production model"]
+    assert len(mine) >= 3
+    for _, row in mine.iterrows():
+        seg = next(s for s in rec["segment"].unique() if charts.segment_label(s) == row["Segment"])
+        w = rec[(rec["segment"] == seg) & (rec["metric"] == "ndcg") & (rec["k"] == 10)]
+        assert np.isclose(row["Value"], w["value"].iloc[0])
+    # The same file again adds nothing (the upload box stays filled across reruns).
+    n_external = (store.list_runs(status="done")["strategy"] == "external").sum()
+    at.run()
+    assert (store.list_runs(status="done")["strategy"] == "external").sum() == n_external
+    assert any("is in the comparison as run" in t for t in texts(at, "caption"))
+
+
+def test_upload_with_unknown_ids_shows_the_engine_message(loaded_app, finished_runs) -> None:
+    from recsys_core.errors import DataError
+    from recsys_core.external import evaluate_recommendation_file
+
+    store, _ = finished_runs
+    scn = loaded_app.session_state[state.SCENARIO]
+    before = len(store.list_runs())
+    at = open_compare(loaded_app)
+    bad = b"user_id,item_id,rank\nnobody,nothing,1\nghost,void,2\n"
+    upload(at, "bad.csv", bad)
+    try:
+        evaluate_recommendation_file(bad, scn.split, name="bad.csv")
+    except DataError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("the engine accepted a file without a known id")
+    assert [e.value for e in at.error] == [message]
+    assert len(store.list_runs()) == before  # nothing stored
+
+
+def test_upload_needs_the_runs_split_loaded(app, finished_runs) -> None:
+    open_compare(app)  # no scenario in this session
+    assert not app.get("file_uploader")
+    assert any(b.proto.label.startswith("Load sample with the runs' split") for b in app.button)
