@@ -46,7 +46,7 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "two-tower": {
         "loss": "full-softmax",
-        "lr": 0.005,
+        "lr": 0.01,
         "batch_size": 4096,
         "patience": 4,
         "epochs": 40,
