@@ -40,7 +40,11 @@ def compare_runs(
     """One row per (run, segment): value with 95% CI, and the paired delta to the baseline.
 
     Columns: run_id, strategy, label, segment, metric, k, value, ci_low, ci_high, n_users,
-    baseline, delta, delta_low, delta_high, p_value, significant.
+    baseline, delta, delta_low, delta_high, p_value, significant; and, for the verdict,
+    seg_baseline, seg_delta, seg_low, seg_high, seg_significant: the paired delta of each
+    transfer run against the *best baseline of that segment* (DESIGN.md: a gain counts only
+    against the best of the target-only models). Cold segments have no validation rows, so
+    that best is picked on the segment itself, which can only favour the baseline.
     """
     if not run_ids:
         raise ValueError("choose at least one run to compare")
@@ -101,28 +105,80 @@ def compare_runs(
             elif rid == base_id:
                 row.update(delta=0.0, delta_low=0.0, delta_high=0.0, p_value=1.0)
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return _segment_baselines(table, per_user, col, n_boot, seed)
+
+
+def _paired(per_user: dict, a_id: str, b_id: str, seg: str, col: str, n_boot: int, seed: int):
+    a = per_user[a_id][per_user[a_id]["segment"] == seg].set_index("user")[col]
+    b = per_user[b_id][per_user[b_id]["segment"] == seg].set_index("user")[col]
+    common = a.index.intersection(b.index)
+    if not len(common):
+        return None
+    return paired_bootstrap_delta(
+        a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot=n_boot, seed=seed
+    )
+
+
+def _segment_baselines(
+    table: pd.DataFrame, per_user: dict, col: str, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Add seg_* columns: each transfer run against the best baseline run of its segment."""
+    for c in ("seg_baseline", "seg_delta", "seg_low", "seg_high", "seg_significant"):
+        table[c] = None if c == "seg_baseline" else (False if c == "seg_significant" else np.nan)
+    if table.empty:
+        return table
+    for seg, g in table.groupby("segment", sort=False):
+        bases = g[g["strategy"].isin(BASELINE_STRATEGIES)]
+        if bases.empty:
+            continue
+        best = bases.sort_values("value", ascending=False).iloc[0]["run_id"]
+        for idx, r in g.iterrows():
+            table.at[idx, "seg_baseline"] = best
+            if r["strategy"] not in TRANSFER_STRATEGIES or col not in per_user[r["run_id"]].columns:
+                continue
+            res = _paired(per_user, r["run_id"], best, seg, col, n_boot, seed)
+            if res is None:
+                continue
+            d, lo, hi, _ = res
+            table.at[idx, "seg_delta"], table.at[idx, "seg_low"], table.at[idx, "seg_high"] = (
+                d,
+                lo,
+                hi,
+            )
+            table.at[idx, "seg_significant"] = bool(lo > 0 or hi < 0)
+    return table
 
 
 def verdict(table: pd.DataFrame) -> list[str]:
-    """Plain-language answer per segment: does any transfer strategy beat the baseline?"""
+    """Plain-language answer per segment: does any transfer strategy beat the best
+    baseline *of that segment* beyond its 95% paired interval, and by how much?"""
     out = []
-    if table.empty:
+    if table.empty or "seg_baseline" not in table.columns:
         return out
-    base = table["baseline"].iloc[0]
     metric = f"{table['metric'].iloc[0].upper()}@{table['k'].iloc[0]}"
     for seg, g in table.groupby("segment", sort=False):
-        t = g[g["strategy"].isin(TRANSFER_STRATEGIES) & (g["run_id"] != base)]
-        wins = t[t["significant"] & (t["delta"] > 0)]
+        t = g[g["strategy"].isin(TRANSFER_STRATEGIES) & g["seg_delta"].notna()]
+        if t.empty:
+            continue
+        base_id = g["seg_baseline"].iloc[0]
+        base = g[g["run_id"] == base_id].iloc[0]
+        wins = t[t["seg_significant"].astype(bool) & (t["seg_delta"] > 0)]
         if len(wins):
-            best = wins.sort_values("delta", ascending=False).iloc[0]
-            rel = best["delta"] / max(g[g["run_id"] == base]["value"].iloc[0], 1e-12)
+            best = wins.sort_values("seg_delta", ascending=False).iloc[0]
+            rel = best["seg_delta"] / max(base["value"], 1e-12)
             out.append(
-                f"{seg}: {best['strategy']} beats the baseline by {best['delta']:+.4f} {metric} "
-                f"({rel:+.0%}; 95% CI {best['delta_low']:+.4f} to {best['delta_high']:+.4f})."
+                f"{seg}: {best['strategy']} beats the best baseline ({base['strategy']}) by "
+                f"{best['seg_delta']:+.4f} {metric} ({rel:+.0%}; 95% CI {best['seg_low']:+.4f} "
+                f"to {best['seg_high']:+.4f})."
             )
-        elif len(t):
-            out.append(f"{seg}: no measurable gain from transfer over the baseline.")
+        else:
+            top = t.sort_values("value", ascending=False).iloc[0]
+            worse = bool(top["seg_significant"]) and top["seg_delta"] < 0
+            tail = f"; {base['strategy']} is better here" if worse else ""
+            out.append(
+                f"{seg}: no measurable gain from transfer over the best baseline ({base['strategy']}){tail}."
+            )
     return out
 
 

@@ -298,7 +298,12 @@ def run_strategies(
             for rest in ids[ids.index(run_id) + 1 :]:
                 store.set_status(rest, "cancelled", error="cancelled before it started")
             break
-        except (ValueError, DataError, RuntimeError) as exc:
+        except Exception as exc:  # one broken run must not take the batch down
+            # A bug in one strategy is recorded on its run (type and message, full trace
+            # in the run log) and the other strategies still run.
+            import traceback
+
+            store.log(run_id, traceback.format_exc())
             store.fail(run_id, f"{type(exc).__name__}: {exc}")
             outcomes.append(RunOutcome(run_id, name, "failed", dev_label, {}, [], {}, str(exc)))
         seconds_so_far = None  # shared set-up time is charged to the first run only

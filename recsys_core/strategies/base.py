@@ -218,8 +218,12 @@ def target_data(
 
 
 def source_data(
-    scn: Scenario, history: sp.csr_matrix | None = None, weight: float = 1.0
+    scn: Scenario,
+    history: sp.csr_matrix | None = None,
+    weight: float = 1.0,
+    loss: str | None = None,
 ) -> DomainData:
+    """Source training pairs in joint indices; ``loss`` overrides the run's loss."""
     st = scn.source_train
     return DomainData(
         name="source",
@@ -228,6 +232,7 @@ def source_data(
         pool=np.flatnonzero(scn.item_domain >= 1),
         history=history if history is not None else scn.source_matrix(),
         weight=weight,
+        loss=loss,
     )
 
 

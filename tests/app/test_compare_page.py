@@ -164,6 +164,8 @@ def test_upload_adds_an_external_run_selected_in_the_table(loaded_app, finished_
     at.run()
     assert (store.list_runs(status="done")["strategy"] == "external").sum() == n_external
     assert any("is in the comparison as run" in t for t in texts(at, "caption"))
+    # The store is shared by the session's app tests: leave it as it was.
+    store.delete_run(new[0])
 
 
 def test_upload_with_unknown_ids_shows_the_engine_message(loaded_app, finished_runs) -> None:
