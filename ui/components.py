@@ -306,6 +306,18 @@ def _widget(name: str, hint: Any, default: Any, doc: str | None, key: str) -> An
         seed(key, ", ".join(f"{v:g}" for v in default))
         text = st.text_input(label, help=doc, key=key)
         return tuple(_parse_numbers(text, label))
+    inner_literal = [a for a in args if typing.get_origin(a) is typing.Literal]
+    if (origin in (typing.Union, types.UnionType)) and type(None) in args and inner_literal:
+        # e.g. loss: None = the model's own default
+        auto = "automatic"
+        seed(key, auto if default is None else default)
+        choice = st.selectbox(
+            label,
+            [auto, *typing.get_args(inner_literal[0])],
+            help=(doc or "") + " Automatic: the model's default.",
+            key=key,
+        )
+        return None if choice == auto else choice
     if (origin in (typing.Union, types.UnionType)) and type(None) in args:
         seed(
             key, "" if default is None else f"{default:g}"
