@@ -171,6 +171,7 @@ def build_request(args: argparse.Namespace):
         },
         "adapt": {"method": args.align, "weight": args.align_weight},
         "fusion": {"beta": args.beta},
+        "mapping": {"mapper": getattr(args, "mapper", None), "blend": getattr(args, "blend", None)},
     }
     for strat, opts in flag_opts.items():
         for k, v in opts.items():
@@ -325,6 +326,70 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- shared flags
+# One definition per flag, used by run, curve and split export, so the commands cannot drift.
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """Where the data comes from."""
+    p.add_argument(
+        "--scenario",
+        help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder",
+    )
+    p.add_argument("--target", help="target interactions file")
+    p.add_argument("--target-items", help="target item table")
+    p.add_argument("--source", help="source interactions file")
+    p.add_argument("--source-items", help="source item table")
+
+
+def add_split_flags(p: argparse.ArgumentParser, seed_help: str | None = None) -> None:
+    """How the target is split, and the cross-domain time cut."""
+    p.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
+    p.add_argument("--source-history", choices=["before-target", "all"])
+    p.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
+    p.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
+    p.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
+    p.add_argument("--min-rating", type=float, help="ratings below this are not positives")
+    p.add_argument("--seed", type=int, help=seed_help or "seed of the split and the models")
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """ModelSettings and the device."""
+    p.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
+    p.add_argument("--dim", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--source-epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument(
+        "--weight-decay", type=float, help="L2 on the user and item vectors of each batch"
+    )
+    p.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+
+
+def add_strategy_flags(p: argparse.ArgumentParser) -> None:
+    """The strategies' main options (any other: --option strategy.key=value)."""
+    p.add_argument(
+        "--freeze",
+        choices=["none", "text", "items", "text+items"],
+        help="fine-tune: parts kept frozen",
+    )
+    p.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
+    p.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
+    p.add_argument("--temperature", type=float, help="distill: softmax temperature")
+    p.add_argument("--teacher-dim", type=int, help="distill: teacher width")
+    p.add_argument("--student-dim", type=int, help="distill: student width")
+    p.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
+    p.add_argument("--align-weight", type=float, help="adapt: alignment weight")
+    p.add_argument(
+        "--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)"
+    )
+    p.add_argument("--mapper", choices=["linear", "mlp"], help="mapping: the map's form")
+    p.add_argument(
+        "--blend", choices=["none", "validation"], help="mapping: blending for cold users"
+    )
+    p.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -349,49 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         help="split folder (from 'split export', or train.csv + test.csv): run on it instead of making a split",
     )
-    r.add_argument(
-        "--scenario",
-        help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder",
-    )
-    r.add_argument("--target", help="target interactions file")
-    r.add_argument("--target-items", help="target item table")
-    r.add_argument("--source", help="source interactions file")
-    r.add_argument("--source-items", help="source item table")
+    add_data_flags(r)
+    add_split_flags(r)
     r.add_argument("--strategy", help="one name or a comma-separated list")
-    r.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
-    r.add_argument("--dim", type=int)
-    r.add_argument("--epochs", type=int)
-    r.add_argument("--source-epochs", type=int)
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--lr", type=float)
-    r.add_argument(
-        "--weight-decay", type=float, help="L2 on the user and item vectors of each batch"
-    )
-    r.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
-    r.add_argument("--seed", type=int)
-    r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    r.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
-    r.add_argument("--source-history", choices=["before-target", "all"])
-    r.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
-    r.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
-    r.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
-    r.add_argument("--min-rating", type=float, help="ratings below this are not positives")
-    r.add_argument(
-        "--freeze",
-        choices=["none", "text", "items", "text+items"],
-        help="fine-tune: parts kept frozen",
-    )
-    r.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
-    r.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
-    r.add_argument("--temperature", type=float, help="distill: softmax temperature")
-    r.add_argument("--teacher-dim", type=int, help="distill: teacher width")
-    r.add_argument("--student-dim", type=int, help="distill: student width")
-    r.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
-    r.add_argument("--align-weight", type=float, help="adapt: alignment weight")
-    r.add_argument(
-        "--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)"
-    )
-    r.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
+    add_model_flags(r)
+    add_strategy_flags(r)
     r.add_argument(
         "--n-boot", type=int, help="bootstrap resamples for the intervals (default 1000)"
     )

@@ -34,12 +34,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
             "target-only baseline per segment with a 95% paired bootstrap interval."
         ),
     )
+    from recsys_core.cli import add_data_flags, add_model_flags, add_split_flags, add_strategy_flags
+
     c.add_argument("--config", help="TOML file with the same settings as run (flags win)")
-    c.add_argument("--scenario", help="demo:ml1m-genres, demo:ml1m-to-ml100k, ... or a folder")
-    c.add_argument("--target", help="target interactions file")
-    c.add_argument("--target-items", help="target item table")
-    c.add_argument("--source", help="source interactions file")
-    c.add_argument("--source-items", help="source item table")
+    add_data_flags(c)
     c.add_argument(
         "--factor", required=True, choices=["warm_users", "source_interactions"], help="what varies"
     )
@@ -64,39 +62,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     c.add_argument("--metric", default="ndcg", help="per-user metric (default ndcg)")
     c.add_argument("--k", type=int, default=10, help="cut-off of the metric (default 10)")
-    c.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
-    c.add_argument("--dim", type=int)
-    c.add_argument("--epochs", type=int)
-    c.add_argument("--source-epochs", type=int)
-    c.add_argument("--batch-size", type=int)
-    c.add_argument("--lr", type=float)
-    c.add_argument("--loss", choices=["bpr", "softmax"])
-    c.add_argument("--seed", type=int, help="seed of models, subsamples and bootstrap")
-    c.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    c.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
-    c.add_argument("--source-history", choices=["before-target", "all"])
-    c.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
-    c.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
-    c.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
-    c.add_argument("--min-rating", type=float, help="ratings below this are not positives")
-    c.add_argument(
-        "--freeze",
-        choices=["none", "text", "items", "text+items"],
-        help="fine-tune: parts kept frozen",
-    )
-    c.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
-    c.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
-    c.add_argument("--temperature", type=float, help="distill: softmax temperature")
-    c.add_argument("--teacher-dim", type=int, help="distill: teacher width")
-    c.add_argument("--student-dim", type=int, help="distill: student width")
-    c.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
-    c.add_argument("--align-weight", type=float, help="adapt: alignment weight")
-    c.add_argument("--beta", type=float, help="fusion: fixed text weight")
-    c.add_argument("--mapper", choices=["linear", "mlp"], help="mapping: the map's form")
-    c.add_argument(
-        "--blend", choices=["none", "validation"], help="mapping: blending for cold users"
-    )
-    c.add_argument("--option", action="append", help="any strategy option: strategy.key=value")
+    add_split_flags(c, seed_help="seed of models, subsamples and bootstrap")
+    add_model_flags(c)
+    add_strategy_flags(c)
     c.add_argument("--n-boot", type=int, help="bootstrap resamples per interval (default 1000)")
     c.add_argument(
         "--json", action="store_true", help="print one JSON object per point (JSON Lines)"
@@ -185,10 +153,6 @@ def cmd_curve(args: argparse.Namespace) -> int:
     req_args.strategy = ",".join(dict.fromkeys([*strategies, *baselines]))
     spec, split, history, request = build_request(req_args)
     options = {k: dict(v) for k, v in request.options.items()}
-    for key in ("mapper", "blend"):
-        v = getattr(args, key, None)
-        if v is not None:
-            options.setdefault("mapping", {})[key] = v
     bar = _Bar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
     scn = load_scenario(spec, split, history)

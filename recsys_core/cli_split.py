@@ -37,25 +37,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--out", required=True, help="folder to write the split to")
     e.add_argument("--config", help="TOML file as for 'run' (its scenario and [split] are read)")
-    e.add_argument(
-        "--scenario",
-        help="demo:ml1m-to-ml100k, demo:ml1m-genres, demo:ml100k, demo:ml1m, or a folder",
-    )
-    e.add_argument("--target", help="target interactions file")
-    e.add_argument("--target-items", help="target item table")
-    e.add_argument("--source", help="source interactions file")
-    e.add_argument("--source-items", help="source item table")
-    e.add_argument(
-        "--source-history",
-        choices=["before-target", "all"],
-        help="as for 'run' (kept in the fingerprint)",
-    )
-    e.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
-    e.add_argument("--seed", type=int, help="split seed (as 'run --seed')")
-    e.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
-    e.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
-    e.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
-    e.add_argument("--min-rating", type=float, help="ratings below this are not positives")
+    from recsys_core.cli import add_data_flags, add_split_flags
+
+    add_data_flags(e)
+    add_split_flags(e, seed_help="split seed (as 'run --seed')")
     e.set_defaults(func=cmd_split_export)
 
     v = subparsers.add_parser(
