@@ -92,22 +92,32 @@ class DistillStrategy(Strategy):
             raise ValueError(
                 f"student_dim ({cfg.student_dim}) must not exceed the teacher's width ({teacher_dim})"
             )
-        teacher, src_res = pretrain_source(
-            ctx, dim=None if teacher_dim == ctx.settings.dim else teacher_dim
-        )
-        curves = with_stage(src_res.history, "teacher source")
-        t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
-        if cfg.teacher == "source+target":
-            res_t = train(
-                teacher,
-                [target_data(s, history=hist)],
-                ctx.settings.train_config(),
-                validate=make_validate(t_scorer, s, ctx.device),
-                callbacks=ctx.callbacks,
-                stage="teacher target",
-                device=ctx.device,
+        if cfg.teacher == "source+target" and teacher_dim == ctx.settings.dim:
+            # The default teacher is exactly plain fine-tuning: reuse it (cached when
+            # fine-tune ran in the same batch) instead of training it a second time.
+            from recsys_core.strategies.fine_tune import FineTuneConfig, fine_tuned
+
+            ft = fine_tuned(ctx, FineTuneConfig())
+            teacher = ft.scorer.model
+            curves = [{**r, "stage": f"teacher {r['stage']}"} for r in ft.history]
+        else:
+            teacher, src_res = pretrain_source(
+                ctx, dim=None if teacher_dim == ctx.settings.dim else teacher_dim
             )
-            curves += with_stage(res_t.history, "teacher target")
+            curves = with_stage(src_res.history, "teacher source")
+            if cfg.teacher == "source+target":
+                t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
+                res_t = train(
+                    teacher,
+                    [target_data(s, history=hist)],
+                    ctx.settings.train_config(),
+                    validate=make_validate(t_scorer, s, ctx.device),
+                    callbacks=ctx.callbacks,
+                    stage="teacher target",
+                    device=ctx.device,
+                )
+                curves += with_stage(res_t.history, "teacher target")
+        t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
         teacher_val = make_validate(t_scorer, s, ctx.device)()
         # Teacher's view of every target training user, computed once (frozen teacher).
         n_t = s.n_target_items

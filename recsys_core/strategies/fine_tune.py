@@ -87,52 +87,74 @@ class FineTuneStrategy(Strategy):
     summary = "Pre-train on the source, carry shared items, users and the text tower over, train on the target."
 
     def fit(self, ctx: Context) -> Fitted:
-        cfg: FineTuneConfig = self.config  # type: ignore[assignment]
-        s = ctx.scenario
-        model, src_res = pretrain_source(ctx)
-        hist = joint_history(s)
-        src_stage = stage_vectors(model, s, s.source_matrix())
-        anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
-        masks = {
-            "user_emb": model.trained_user.float(),
-            "item_emb": model.trained_item.float(),
-            "item_bias": model.trained_item.float(),
-        }
-        masks = {k: v for k, v in masks.items() if hasattr(model, k)}
-        frozen = frozen_names(cfg.freeze)
-        for n, p in model.named_parameters():
-            p.requires_grad_(n.split(".")[0] not in frozen)
-        extra = None
-        if cfg.l2sp > 0:
+        return fine_tuned(ctx, self.config)  # type: ignore[arg-type]
 
-            def extra(c: StepContext) -> torch.Tensor:
-                return cfg.l2sp * l2sp_term(c.model, anchor, masks)
 
-        scorer = TwoTowerScorer(model, s, source_history=True, device=ctx.device)
-        tc = ctx.settings.train_config(lr=ctx.settings.lr * cfg.lr_scale)
-        res = train(
-            model,
-            [target_data(s, history=hist)],
-            tc,
-            validate=make_validate(scorer, s, ctx.device),
-            extra_loss=extra,
-            callbacks=ctx.callbacks,
-            stage="fine-tune target",
-            device=ctx.device,
-        )
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return Fitted(
-            scorer=scorer,
-            stages={"source": src_stage, "final": stage_vectors(model, s, hist)},
-            history=with_stage(src_res.history, "source") + with_stage(res.history, "target"),
-            n_parameters=model.n_parameters(),
-            info={
-                "source_best_epoch": src_res.best_epoch,
-                "source_val_ndcg@10": src_res.best_val,
-                "best_epoch": res.best_epoch,
-                "best_val_ndcg@10": res.best_val,
-                "frozen": sorted(frozen),
-            },
-            weights=dict(model.state_dict()),
-        )
+def fine_tuned(ctx: Context, cfg: FineTuneConfig) -> Fitted:
+    """Fine-tune with ``cfg``; cached per process, so distill's default teacher (source
+    then target, same width) is this very model when both run in one batch."""
+    from dataclasses import asdict
+
+    from recsys_core.strategies.base import cache_key
+
+    key = cache_key(
+        "fine-tune",
+        cfg.to_dict(),
+        asdict(ctx.settings),
+        ctx.scenario.fingerprint(),
+        str(ctx.device),
+    )
+    if key not in ctx.cache:
+        ctx.cache[key] = _fine_tune(ctx, cfg)
+    return ctx.cache[key]
+
+
+def _fine_tune(ctx: Context, cfg: FineTuneConfig) -> Fitted:
+    s = ctx.scenario
+    model, src_res = pretrain_source(ctx)
+    hist = joint_history(s)
+    src_stage = stage_vectors(model, s, s.source_matrix())
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
+    masks = {
+        "user_emb": model.trained_user.float(),
+        "item_emb": model.trained_item.float(),
+        "item_bias": model.trained_item.float(),
+    }
+    masks = {k: v for k, v in masks.items() if hasattr(model, k)}
+    frozen = frozen_names(cfg.freeze)
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.split(".")[0] not in frozen)
+    extra = None
+    if cfg.l2sp > 0:
+
+        def extra(c: StepContext) -> torch.Tensor:
+            return cfg.l2sp * l2sp_term(c.model, anchor, masks)
+
+    scorer = TwoTowerScorer(model, s, source_history=True, device=ctx.device)
+    tc = ctx.settings.train_config(lr=ctx.settings.lr * cfg.lr_scale)
+    res = train(
+        model,
+        [target_data(s, history=hist)],
+        tc,
+        validate=make_validate(scorer, s, ctx.device),
+        extra_loss=extra,
+        callbacks=ctx.callbacks,
+        stage="fine-tune target",
+        device=ctx.device,
+    )
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return Fitted(
+        scorer=scorer,
+        stages={"source": src_stage, "final": stage_vectors(model, s, hist)},
+        history=with_stage(src_res.history, "source") + with_stage(res.history, "target"),
+        n_parameters=model.n_parameters(),
+        info={
+            "source_best_epoch": src_res.best_epoch,
+            "source_val_ndcg@10": src_res.best_val,
+            "best_epoch": res.best_epoch,
+            "best_val_ndcg@10": res.best_val,
+            "frozen": sorted(frozen),
+        },
+        weights=dict(model.state_dict()),
+    )
