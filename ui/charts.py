@@ -40,6 +40,19 @@ SEGMENT_LABELS = {
 }
 
 
+def _ci_error_bars(g) -> dict:
+    """Plotly error bars from a frame's value / ci_low / ci_high columns (95% interval)."""
+    return dict(
+        type="data",
+        symmetric=False,
+        array=(g["ci_high"] - g["value"]).clip(lower=0),
+        arrayminus=(g["value"] - g["ci_low"]).clip(lower=0),
+        thickness=1.2,
+        width=3,
+        color="#555",
+    )
+
+
 def segment_label(seg: str) -> str:
     """'cold_users_k3' -> 'Cold users, k=3'."""
     if seg in SEGMENT_LABELS:
@@ -188,15 +201,7 @@ def metric_by_segment(table: pd.DataFrame, names: Mapping[str, str]) -> go.Figur
             x=[segment_label(s) for s in g["segment"]],
             y=g["value"],
             marker_color=colors[name],
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                array=(g["ci_high"] - g["value"]).clip(lower=0),
-                arrayminus=(g["value"] - g["ci_low"]).clip(lower=0),
-                thickness=1.2,
-                width=3,
-                color="#555",
-            ),
+            error_y=_ci_error_bars(g),
             customdata=np.stack([g["ci_low"], g["ci_high"]], axis=1),
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}} [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]<extra></extra>",
         )
@@ -267,15 +272,7 @@ def cold_items(metrics: pd.DataFrame, names: Mapping[str, str], k: int) -> go.Fi
             x=[f"{x.upper()}@{k}" for x in g["metric"]],
             y=g["value"],
             marker_color=colors[name],
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                array=(g["ci_high"] - g["value"]).clip(lower=0),
-                arrayminus=(g["value"] - g["ci_low"]).clip(lower=0),
-                thickness=1.2,
-                width=3,
-                color="#555",
-            ),
+            error_y=_ci_error_bars(g),
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
         )
     fig.update_layout(barmode="group")

@@ -121,14 +121,23 @@ class Scenario:
         )
 
     def fingerprint(self) -> str:
-        """Hash of the data and every setting that shapes what a model sees."""
+        """Hash of the data and every setting that shapes what a model sees.
+
+        Computed once per scenario (it hashes every interaction, and each cache key of a
+        batch of strategies asks for it)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
         h = hashlib.sha256()
         h.update(self.target.fingerprint().encode())
         if self.source is not None:
             h.update(self.source.fingerprint().encode())
         h.update(json.dumps(self.split.config.to_dict(), sort_keys=True, default=str).encode())
         h.update(self.source_history.encode())
-        return h.hexdigest()[:16]
+        fp = h.hexdigest()[:16]
+        # frozen dataclass: memoise through __dict__ (the fields never change)
+        self.__dict__["_fingerprint"] = fp
+        return fp
 
 
 def _item_titles(domain: Domain) -> pd.Series:
