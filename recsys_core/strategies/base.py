@@ -262,10 +262,12 @@ class TwoTowerScorer:
 
 def make_validate(scorer: Any, scn: Scenario, device: torch.device):
     """A closure returning validation NDCG@10 (warm users, valid items; never test)."""
-    from recsys_core.evaluation.evaluate import validation_metric
+    from recsys_core.evaluation.evaluate import ValidationSet
+
+    check = ValidationSet(scn.split, metric="ndcg", k=10, device=str(device))
 
     def _validate() -> float:
-        return validation_metric(scorer, scn.split, metric="ndcg", k=10, device=str(device))
+        return check(scorer)
 
     return _validate
 

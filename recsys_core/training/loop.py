@@ -28,6 +28,9 @@ from recsys_core.training.optim import Adam
 
 Loss = Literal["bpr", "softmax", "full-softmax"]
 
+_DENSE_POSITIVES_MAX = 1 << 25
+"""largest user x item grid (cells) kept as a dense positives bitmap (32 MB of bool)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -154,6 +157,14 @@ class _DeviceDomain:
         self.n_items_key = int(d.history.shape[1])
         keys = np.unique(d.users.astype(np.int64) * self.n_items_key + d.items.astype(np.int64))
         self.pos_keys = torch.from_numpy(keys).to(device)
+        # For a small user x item grid a dense bitmap answers "is this a positive?" with
+        # one gather instead of a binary search over every pair (10x cheaper per step).
+        self.pos_dense: torch.Tensor | None = None
+        n_cells = int(d.history.shape[0]) * self.n_items_key
+        if n_cells <= _DENSE_POSITIVES_MAX:
+            dense = torch.zeros(n_cells, dtype=torch.bool)
+            dense[torch.from_numpy(keys)] = True
+            self.pos_dense = dense.to(device)
         # log of each item's expected count among the softmax candidates of one batch
         # (in-batch positives drawn by frequency, plus uniform negatives): the logQ
         # correction of Yi et al., RecSys 2019, so popular items are not over-penalised
@@ -169,6 +180,8 @@ class _DeviceDomain:
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         k = users * self.n_items_key + items
+        if self.pos_dense is not None:
+            return self.pos_dense.index_select(0, k)
         idx = torch.searchsorted(self.pos_keys, k).clamp(max=len(self.pos_keys) - 1)
         return self.pos_keys[idx] == k
 
@@ -178,6 +191,88 @@ def mark_trained(model: TwoTower, domains: list[DomainData]) -> None:
     for d in domains:
         model.trained_user[torch.from_numpy(np.unique(d.users))] = True
         model.trained_item[torch.from_numpy(np.unique(d.items))] = True
+
+
+def _bpr_negatives(d: _DeviceDomain, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One uniform negative per row from the domain's pool, redrawn (up to 3 times) where
+    it is one of the user's positives, as RecBole's sampler does."""
+    pool, dev, n = d.pool, users.device, len(users)
+    neg = pool.index_select(0, torch.randint(len(pool), (n,), generator=gen).to(dev))
+    for _ in range(3):
+        bad = d.is_positive(users, neg)
+        if not bool(bad.any()):
+            break
+        fresh = pool.index_select(0, torch.randint(len(pool), (n,), generator=gen).to(dev))
+        neg = torch.where(bad, fresh, neg)
+    return neg
+
+
+def _uses_ids_only_bpr(
+    model: TwoTower, dd: list[_DeviceDomain], cfg: TrainConfig, extra_loss, params, amp: bool
+) -> bool:
+    """True when a step is plain BPR matrix factorisation, which :func:`_bpr_mf_step` does
+    with closed-form gradients."""
+    c = model.config
+    return (
+        len(dd) == 1
+        and extra_loss is None
+        and params is None
+        and not amp
+        and c.use_ids
+        and not model.use_text
+        and not c.use_history
+        and (dd[0].loss or cfg.loss) == "bpr"
+    )
+
+
+@torch.no_grad()
+def _bpr_mf_step(
+    model: TwoTower,
+    d: _DeviceDomain,
+    cfg: TrainConfig,
+    users: torch.Tensor,
+    pos: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """BPR loss of an ids-only model, with its gradients written to the parameters' .grad.
+
+    The same loss, weight decay and untrained-row masking as the autograd path
+    (``_rec_loss`` over ``item_vectors``), but with the gradients of
+    ``-log sigmoid(x)``, ``x = <u, p - n> + b_p - b_n``, written in closed form: at a batch
+    of 2,048 and d = 64, autograd's bookkeeping and the dense scatter of a full-table
+    gather cost 3.5 ms a step where the arithmetic needs a fraction of a millisecond,
+    which made plain BPR on ML-100K three times slower than it should be (issue 3).
+    Returns the scalar loss.
+    """
+    U, item_emb, b = model.user_emb, model.item_emb, model.item_bias
+    neg = _bpr_negatives(d, users, gen)
+    B = len(users)
+    # index_select, not tensor[idx]: on a CPU the generic advanced-indexing kernel is
+    # about 8x slower for a (2048, 64) row gather. The batch's users and positives are
+    # training pairs, so train() has flagged them trained; only a negative may be an
+    # untrained (masked) item.
+    mn = model.trained_item.index_select(0, neg).to(U.dtype)
+    u = U.index_select(0, users)
+    p = item_emb.index_select(0, pos)
+    n = item_emb.index_select(0, neg) * mn.unsqueeze(1)
+    x = (u * (p - n)).sum(1) + b.index_select(0, pos) - b.index_select(0, neg) * mn
+    loss = -F.logsigmoid(x).mean()
+    g = (-torch.sigmoid(-x) / B).unsqueeze(1)  # dloss/dx, (B, 1)
+    g_u = g * (p - n)
+    g_p = g * u
+    g_n = -g_p
+    if cfg.weight_decay:
+        wd = cfg.weight_decay
+        loss = loss + wd * (u.pow(2).sum(1).mean() + p.pow(2).sum(1).mean())
+        g_u = g_u + (2 * wd / B) * u
+        g_p = g_p + (2 * wd / B) * p
+    U.grad = torch.zeros_like(U).index_add_(0, users, g_u)
+    both = torch.cat([pos, neg])
+    m_both = torch.cat([torch.ones_like(mn), mn]).unsqueeze(1)
+    item_emb.grad = torch.zeros_like(item_emb).index_add_(0, both, torch.cat([g_p, g_n]) * m_both)
+    g_b = torch.cat([g, -g]) * m_both
+    b.grad = torch.zeros_like(b).index_add_(0, both, g_b.squeeze(1))
+    return loss
 
 
 def _rec_loss(
@@ -196,13 +291,7 @@ def _rec_loss(
     loss = d.loss or cfg.loss
     pos_score = (user_vec * item_vecs[pos]).sum(1) + biases[pos]
     if loss == "bpr":
-        neg = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
-        for _ in range(3):  # resample negatives that are positives of the user
-            bad = d.is_positive(users, neg)
-            if not bool(bad.any()):
-                break
-            fresh = pool[torch.randint(len(pool), (len(pos),), generator=gen, device="cpu").to(dev)]
-            neg = torch.where(bad, fresh, neg)
+        neg = _bpr_negatives(d, users, gen)
         neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
         return -F.logsigmoid(pos_score - neg_score).mean()
     if loss == "full-softmax":
@@ -262,6 +351,7 @@ def train(
     steps_per_epoch = max(1, math.ceil(epoch_len / cfg.batch_size))
     total_steps = steps_per_epoch * cfg.epochs
     use_amp = cfg.amp and device.type == "cuda"
+    fast_bpr = opt is not None and _uses_ids_only_bpr(model, dd, cfg, extra_loss, params, use_amp)
     result = TrainResult()
     best_state = None
     bad_epochs = 0
@@ -279,7 +369,15 @@ def train(
                     idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 else:
                     idx = torch.randint(d.n, (min(cfg.batch_size, d.n),), generator=gen).to(device)
-                batches[d.name] = (d.users[idx], d.items[idx])
+                batches[d.name] = (d.users.index_select(0, idx), d.items.index_select(0, idx))
+            if fast_bpr:
+                u, i = batches[main.name]
+                loss = _bpr_mf_step(model, main, cfg, u, i, gen)
+                opt.step()
+                epoch_loss += float(loss)
+                n_batches += 1
+                step += 1
+                continue
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 keep = model.id_keep_mask(gen)
                 item_vecs = model.item_vectors(keep=keep)
