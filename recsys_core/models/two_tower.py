@@ -112,44 +112,57 @@ class TwoTower(nn.Module):
         r = torch.rand(self.n_items, generator=generator).to(self.trained_item.device)
         return r >= p
 
+    def _rows(self, t: torch.Tensor, items: torch.Tensor | None, limit: int | None):
+        if items is not None:
+            return t.index_select(0, items)
+        return t if limit is None else t[:limit]
+
     def item_vectors(
-        self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None
+        self,
+        items: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+        limit: int | None = None,
     ) -> torch.Tensor:
-        """(n, d) item vectors for ``items`` (all joint items when None).
+        """(n, d) item vectors for ``items``, else for the first ``limit`` joint items,
+        else for all joint items.
 
         ``keep``: optional (n_items,) mask from :meth:`id_keep_mask` (training only).
+        ``limit`` lets training on the target alone project the text of the target's
+        items only (they come first in the joint index), a third of the demo's catalogue.
         """
         parts = []
         if self.config.use_ids:
-            emb = self.item_emb if items is None else self.item_emb[items]
+            emb = self._rows(self.item_emb, items, limit)
             mask = self.trained_item if keep is None else self.trained_item & keep
-            mask = mask if items is None else mask[items]
+            mask = self._rows(mask, items, limit)
             parts.append(emb * mask.unsqueeze(1).to(emb.dtype))
         if self.use_text:
-            txt = self.text if items is None else self.text[items]
-            parts.append(self.text_proj(txt))
+            parts.append(self.text_proj(self._rows(self.text, items, limit)))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
     def item_biases(
-        self, items: torch.Tensor | None = None, keep: torch.Tensor | None = None
+        self,
+        items: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+        limit: int | None = None,
     ) -> torch.Tensor:
-        """(n,) item bias: learned popularity prior (id part masked for unseen items)."""
+        """(n,) item bias: learned popularity prior (id part masked for unseen items);
+        ``items`` and ``limit`` as in :meth:`item_vectors`."""
         out = None
         if self.config.use_ids:
-            b = self.item_bias if items is None else self.item_bias[items]
+            b = self._rows(self.item_bias, items, limit)
             m = self.trained_item if keep is None else self.trained_item & keep
-            m = m if items is None else m[items]
-            out = b * m.to(b.dtype)
+            out = b * self._rows(m, items, limit).to(b.dtype)
         if self.use_text:
-            txt = self.text if items is None else self.text[items]
-            tb = self.text_bias(txt).squeeze(1)
+            tb = self.text_bias(self._rows(self.text, items, limit)).squeeze(1)
             out = tb if out is None else out + tb
         return out
 
     def user_id_part(self, users: torch.Tensor) -> torch.Tensor | None:
         if not self.config.use_ids:
             return None
-        return self.user_emb[users] * self.trained_user[users].unsqueeze(1).to(self.user_emb.dtype)
+        keep = self.trained_user.index_select(0, users).unsqueeze(1).to(self.user_emb.dtype)
+        return self.user_emb.index_select(0, users) * keep
 
     def user_vectors_from_sum(
         self, users: torch.Tensor, hist_sum: torch.Tensor | None, hist_cnt: torch.Tensor | None
@@ -180,12 +193,13 @@ class TwoTower(nn.Module):
         """
         L = self.config.history_len
         B = len(users)
-        start = indptr[users]
-        n = indptr[users + 1] - start
+        start = indptr.index_select(0, users)
+        end = indptr.index_select(0, users + 1)
+        n = end - start
         r = torch.rand(B, L, generator=generator, device=users.device)
         pos = start.unsqueeze(1) + (r * n.unsqueeze(1)).long()
-        pos = torch.minimum(pos, (indptr[users + 1] - 1).clamp(min=0).unsqueeze(1))
-        hist = indices[pos]
+        pos = torch.minimum(pos, (end - 1).clamp(min=0).unsqueeze(1))
+        hist = indices.index_select(0, pos.reshape(-1)).reshape(B, L)
         valid = (hist != positives.unsqueeze(1)) & (n > 0).unsqueeze(1)
         # Pool through a sparse (B x n_items) matrix: forward and backward are sparse-dense
         # products over B*L entries, far cheaper on a CPU than gathering a (B, L, d) tensor

@@ -135,8 +135,10 @@ class DistillStrategy(Strategy):
             u, _ = c.batches["target"]
             cand_rand = torch.randint(n_t, (len(u), top.shape[1]), generator=gen).to(u.device)
             cand = torch.cat([top[u], cand_rand], dim=1)  # (B, 2C)
-            student = (c.user_vecs["target"].unsqueeze(1) * c.item_vecs[cand]).sum(-1)
-            student = student + c.model.item_biases()[cand]
+            flat = cand.reshape(-1)
+            cv = c.item_vecs.index_select(0, flat).reshape(*cand.shape, -1)
+            student = torch.einsum("bd,bcd->bc", c.user_vecs["target"], cv)
+            student = student + c.biases.index_select(0, flat).reshape(cand.shape)
             teacher_logits = t_scores[u.unsqueeze(1), cand]
             return cfg.alpha * kd_loss(student, teacher_logits, cfg.temperature)
 

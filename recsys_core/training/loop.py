@@ -122,6 +122,10 @@ class StepContext:
 
     model: TwoTower
     item_vecs: torch.Tensor
+    """(n_live, d) this step's item vectors: every item the domains' pools and histories
+    reach (joint indices 0..n_live-1)."""
+    biases: torch.Tensor
+    """(n_live,) this step's item biases."""
     batches: dict[str, tuple[torch.Tensor, torch.Tensor]]
     user_vecs: dict[str, torch.Tensor]
     progress: float
@@ -177,6 +181,10 @@ class _DeviceDomain:
         pos_in_pool = np.full(self.n_items_key, -1, np.int64)
         pos_in_pool[d.pool] = np.arange(len(d.pool))
         self.pos_in_pool = torch.from_numpy(pos_in_pool).to(device)
+        self.pool_is_prefix = bool(np.array_equal(d.pool, np.arange(len(d.pool))))
+        # Highest joint item index this domain's training reads (pool or history) + 1.
+        top = max(int(d.pool.max(initial=-1)), int(h.indices.max(initial=-1)))
+        self.n_live_items = top + 1
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         k = users * self.n_items_key + items
@@ -289,14 +297,20 @@ def _rec_loss(
     dev = pos.device
     pool = d.pool
     loss = d.loss or cfg.loss
-    pos_score = (user_vec * item_vecs[pos]).sum(1) + biases[pos]
+    pos_score = (user_vec * item_vecs.index_select(0, pos)).sum(1) + biases.index_select(0, pos)
     if loss == "bpr":
         neg = _bpr_negatives(d, users, gen)
-        neg_score = (user_vec * item_vecs[neg]).sum(1) + biases[neg]
+        neg_score = (user_vec * item_vecs.index_select(0, neg)).sum(1) + biases.index_select(0, neg)
         return -F.logsigmoid(pos_score - neg_score).mean()
     if loss == "full-softmax":
-        logits = (user_vec @ item_vecs[pool].T + biases[pool]) / cfg.temperature
-        return F.cross_entropy(logits, d.pos_in_pool[pos])
+        if d.pool_is_prefix:  # the target's items come first in the joint index
+            pv, pb = item_vecs[: len(pool)], biases[: len(pool)]
+        else:
+            pv, pb = item_vecs.index_select(0, pool), biases.index_select(0, pool)
+        logits = torch.addmm(pb, user_vec, pv.T)
+        if cfg.temperature != 1.0:
+            logits = logits / cfg.temperature
+        return F.cross_entropy(logits, d.pos_in_pool.index_select(0, pos))
     # Sampled softmax over shared candidates: up to `in_batch` positives of other rows
     # (drawn by popularity) plus `n_negatives` uniform items. Each row scores its own
     # positive first; candidates equal to it (accidental hits) are masked. Every logit
@@ -305,11 +319,16 @@ def _rec_loss(
     # Shared candidates keep the cost at B x (in_batch + n_negatives) per step instead of
     # B x B, which is what makes a 1M-interaction source epoch take seconds on a CPU.
     n_ib = min(len(pos), cfg.in_batch)
-    uni = pool[torch.randint(len(pool), (cfg.n_negatives,), generator=gen, device="cpu").to(dev)]
+    uni = pool.index_select(0, torch.randint(len(pool), (cfg.n_negatives,), generator=gen).to(dev))
     cand = torch.cat([pos[:n_ib], uni])
-    logq_c = torch.log(n_ib * d.freq[cand] + cfg.n_negatives / len(pool))
-    logq_p = torch.log(n_ib * d.freq[pos] + cfg.n_negatives / len(pool))
-    neg_logits = (user_vec @ item_vecs[cand].T + biases[cand]) / cfg.temperature - logq_c
+    logq_c = torch.log(n_ib * d.freq.index_select(0, cand) + cfg.n_negatives / len(pool))
+    logq_p = torch.log(n_ib * d.freq.index_select(0, pos) + cfg.n_negatives / len(pool))
+    neg_logits = torch.addmm(
+        biases.index_select(0, cand), user_vec, item_vecs.index_select(0, cand).T
+    )
+    if cfg.temperature != 1.0:
+        neg_logits = neg_logits / cfg.temperature
+    neg_logits = neg_logits - logq_c
     neg_logits = neg_logits.masked_fill(cand.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
     pos_logits = pos_score / cfg.temperature - logq_p
     logits = torch.cat([pos_logits.unsqueeze(1), neg_logits], dim=1)
@@ -351,6 +370,9 @@ def train(
     steps_per_epoch = max(1, math.ceil(epoch_len / cfg.batch_size))
     total_steps = steps_per_epoch * cfg.epochs
     use_amp = cfg.amp and device.type == "cuda"
+    # Items past every domain's pool and history are never read by a step: leave their
+    # text unprojected (training on the target alone touches a third of the demo's items).
+    n_live = max(d.n_live_items for d in dd)
     fast_bpr = opt is not None and _uses_ids_only_bpr(model, dd, cfg, extra_loss, params, use_amp)
     result = TrainResult()
     best_state = None
@@ -380,8 +402,8 @@ def train(
                 continue
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 keep = model.id_keep_mask(gen)
-                item_vecs = model.item_vectors(keep=keep)
-                biases = model.item_biases(keep=keep)
+                item_vecs = model.item_vectors(keep=keep, limit=n_live)
+                biases = model.item_biases(keep=keep, limit=n_live)
                 loss = torch.zeros((), device=device)
                 user_vecs: dict[str, torch.Tensor] = {}
                 for d in dd:
@@ -400,7 +422,7 @@ def train(
                         )
                 if extra_loss is not None:
                     ctx = StepContext(
-                        model, item_vecs, batches, user_vecs, step / total_steps, step
+                        model, item_vecs, biases, batches, user_vecs, step / total_steps, step
                     )
                     loss = loss + extra_loss(ctx)
             if opt is not None:
