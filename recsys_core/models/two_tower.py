@@ -205,15 +205,13 @@ class TwoTower(nn.Module):
         # products over B*L entries, far cheaper on a CPU than gathering a (B, L, d) tensor
         # and scattering its gradient back.
         rows = torch.arange(B, device=users.device).repeat_interleave(L)
-        w = valid.reshape(-1).to(item_vecs.dtype)
         m = torch.sparse_coo_tensor(
             torch.stack([rows, hist.reshape(-1)]),
-            w,
+            valid.reshape(-1).float(),
             (B, item_vecs.shape[0]),
             check_invariants=False,
         )
-        s = torch.sparse.mm(m, item_vecs)
-        return s, valid.sum(1).to(item_vecs.dtype)
+        return _SparsePool.apply(m, item_vecs), valid.sum(1).float()
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
@@ -247,6 +245,29 @@ class TwoTower(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class _SparsePool(torch.autograd.Function):
+    """``m @ vecs`` for a sparse (B, n) ``m`` and dense (n, d) ``vecs``, in float32.
+
+    Its own backward (``m.T @ grad``) because torch's sparse-dense backward refuses a
+    bfloat16 gradient, which is what mixed precision (CUDA, or a CPU with bf16 units)
+    sends back; pooling a sum of 32 vectors wants float32 anyway.
+    """
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, vecs: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        ctx.vec_dtype = vecs.dtype
+        with torch.autocast(device_type=vecs.device.type, enabled=False):
+            return torch.sparse.mm(m, vecs.float())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (m,) = ctx.saved_tensors
+        with torch.autocast(device_type=grad.device.type, enabled=False):
+            g = torch.sparse.mm(m.t(), grad.float())
+        return None, g.to(ctx.vec_dtype)
 
 
 def _pool(history: sp.csr_matrix, vecs: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:

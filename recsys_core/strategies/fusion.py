@@ -5,6 +5,18 @@ language model knows what items *are*, the collaborative model knows what people
 Scores live on different scales, so each is standardised per user (z-score over the
 catalogue) before ``(1 - beta) * z_collab + beta * z_text``; beta is picked on the
 validation split from a grid, and the chosen value is reported.
+
+Items with no training interaction (cold items) have no collaborative evidence: the
+two-tower's score for them is only its text projection, trained in the shadow of the id
+embeddings, and it ranks them below every warm item (NDCG@10 0.002 on the demo's cold
+items). So the collaborative z-score is computed over the trained items only, and an
+untrained item takes its text z-score in its place: the content fallback of hybrid
+recommenders (Schein et al., SIGIR 2002; DropoutNet, Volkovs et al. 2017, uses the
+content path alone for new items). On the ML-1M to ML-100K demo this lifts cold-item
+NDCG@10 from 0.002 to about 0.05 and warm users' from 0.109 to 0.116 (their test rows
+include cold items). The validation rows hold no cold item (cold items have no rows
+outside test), so validation cannot weigh this fallback, only beta; it is a design
+rule, not a tuned choice, and the note on issue 3 says so.
 """
 
 from __future__ import annotations
@@ -37,16 +49,31 @@ def _z(x: torch.Tensor) -> torch.Tensor:
 
 
 class FusionScorer:
-    """(1 - beta) * z(collaborative) + beta * z(text zero-shot), per user."""
+    """(1 - beta) * z(collaborative) + beta * z(text zero-shot), per user.
 
-    def __init__(self, collab, text, beta: float) -> None:
+    ``untrained``: optional bool (n_items,) of items without training interactions; the
+    collaborative z-score is standardised over the other items, and these take the text
+    z-score instead (content fallback, see the module docstring).
+    """
+
+    def __init__(self, collab, text, beta: float, untrained: torch.Tensor | None = None) -> None:
         self.collab, self.text, self.beta = collab, text, beta
+        has_cold = untrained is not None and bool(untrained.any()) and not bool(untrained.all())
+        self.untrained = untrained if has_cold else None
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
-        a = _z(self.collab.score(users, history).float())
-        if self.beta == 0:
-            return a
+        raw = self.collab.score(users, history).float()
+        if self.untrained is None:
+            a = _z(raw)
+            if self.beta == 0:
+                return a
+            b = _z(self.text.score(users, history).float()).to(a.device)
+            return (1 - self.beta) * a + self.beta * b
+        cold = self.untrained.to(raw.device)
+        warm = raw[:, ~cold]
+        a = (raw - warm.mean(1, keepdim=True)) / warm.std(1, keepdim=True).clamp(min=1e-6)
         b = _z(self.text.score(users, history).float()).to(a.device)
+        a = torch.where(cold.unsqueeze(0), b, a)
         return (1 - self.beta) * a + self.beta * b
 
 
@@ -65,11 +92,13 @@ class FusionStrategy(Strategy):
             raise ValueError("fusion needs item text; load an item table with titles")
         base = fit_target_two_tower(ctx)
         text = TextZeroShot(ctx.text, s.n_target_items, item_popularity(ctx), ctx.device)
+        untrained = torch.ones(s.n_target_items, dtype=torch.bool)
+        untrained[torch.as_tensor(s.split.train["item"].to_numpy(np.int64).copy())] = False
         grid = (cfg.beta,) if cfg.beta is not None else cfg.betas
         table = []
         for b in grid:
             v = validation_metric(
-                FusionScorer(base.scorer, text, b),
+                FusionScorer(base.scorer, text, b, untrained),
                 s.split,
                 metric="ndcg",
                 k=10,
@@ -78,9 +107,13 @@ class FusionStrategy(Strategy):
             table.append({"beta": b, "val_ndcg@10": v})
         best = max(table, key=lambda r: r["val_ndcg@10"])
         return Fitted(
-            scorer=FusionScorer(base.scorer, text, best["beta"]),
+            scorer=FusionScorer(base.scorer, text, best["beta"], untrained),
             stages=base.stages,
             history=base.history,
             n_parameters=base.n_parameters,
-            info={"chosen": {"beta": best["beta"]}, "grid": table},
+            info={
+                "chosen": {"beta": best["beta"]},
+                "grid": table,
+                "cold_items_fall_back_to_text": int(untrained.sum()),
+            },
         )

@@ -135,3 +135,34 @@ def test_fusion_picks_beta_on_validation(make_ctx):
     grid = fitted.info["grid"]
     best = max(grid, key=lambda r: r["val_ndcg@10"])
     assert fitted.info["chosen"]["beta"] == best["beta"]
+
+
+class _Fixed:
+    def __init__(self, rows):
+        self.rows = torch.tensor(rows, dtype=torch.float32)
+
+    def score(self, users, history):
+        return self.rows[users]
+
+
+def test_fusion_ranks_untrained_items_by_their_text():
+    from recsys_core.strategies.fusion import FusionScorer
+
+    # item 3 is untrained: its collaborative score (-50) is an artefact, its text score
+    # is the user's best; items 0-2 are trained.
+    collab = _Fixed([[3.0, 2.0, 1.0, -50.0]])
+    text = _Fixed([[0.1, 0.2, 0.3, 0.9]])
+    untrained = torch.tensor([False, False, False, True])
+    users = np.array([0])
+    plain = FusionScorer(collab, text, 0.0).score(users, None)
+    assert int(plain.argmin()) == 3  # without the fallback it ranks last
+    fused = FusionScorer(collab, text, 0.0, untrained).score(users, None)
+    # warm items keep their collaborative order, standardised over the warm items only
+    torch.testing.assert_close(fused[0, :3], torch.tensor([1.0, 0.0, -1.0]))
+    # the untrained item takes its text z-score: (0.9 - 0.375) / std of the text row
+    t = text.rows[0]
+    torch.testing.assert_close(fused[0, 3], (t[3] - t.mean()) / t.std())
+    assert int(fused.argmax()) == 3
+    # with no untrained item the scorer is the plain blend
+    same = FusionScorer(collab, text, 0.3, torch.zeros(4, dtype=torch.bool)).score(users, None)
+    torch.testing.assert_close(same, FusionScorer(collab, text, 0.3).score(users, None))
