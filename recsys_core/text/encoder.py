@@ -193,6 +193,11 @@ class TextEncoder:
         # imported here: transformers takes a couple of seconds to import; only callers that
         # actually encode should pay it.
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # transformers draws its own "Loading weights" bar on stderr, even under the CLI's
+        # --quiet; progress is ours to report (through the callbacks).
+        hf_logging.disable_progress_bar()
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
