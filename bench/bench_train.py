@@ -38,6 +38,7 @@ def main() -> None:
         ("bpr-mf", "bpr", "source", 8192),
         ("two-tower", "bpr", "target", 4096),
         ("two-tower", "softmax", "target", 4096),
+        ("two-tower", "full-softmax", "target", 4096),
         ("two-tower", "softmax", "source", 4096),
         ("two-tower", "softmax", "source", 16384),
     ]:
