@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recsys_core.cli import PROCESS_START
 from recsys_core.errors import DataError
 
 if TYPE_CHECKING:
@@ -153,7 +154,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "strategy": STRATEGY,
             "status": "done",
             "device": "cpu",
-            "seconds": {"evaluate": seconds, "total": seconds, "process": time.perf_counter() - t0},
+            "seconds": {
+                "evaluate": seconds,
+                "total": seconds,
+                "process": time.perf_counter() - PROCESS_START,
+            },
             "metrics": records,
             "info": {
                 "file": result.name,
