@@ -631,9 +631,17 @@ class ValidationSet:
         self.truth = _rows_csr([split.valid], users, split.n_items)
 
     def __call__(self, scorer: Scorer) -> float:
-        """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none)."""
+        """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none).
+
+        A scorer with a ``raw()`` view (the two-tower's, see ``TwoTowerScorer``) is
+        validated through it: validation rows never hold an item without training
+        interactions, so a cold-item calibration can only be judged on test and must
+        not steer early stopping or model choice.
+        """
         if len(self.users) == 0:
             return float("nan")
+        if hasattr(scorer, "raw"):
+            scorer = scorer.raw()
         lists = topk_full_ranking(
             scorer,
             self.users,

@@ -249,15 +249,45 @@ class TwoTowerScorer:
 
     With ``source_history`` a shared user's usable source interactions are pooled into
     their vector too (the scenario already cut them at the honest moment).
+
+    With ``calibrate_cold`` (the default) target items without a target training
+    interaction are scored by their content path put on the trained items' scale
+    (:meth:`TwoTower._calibrate_untrained`). :meth:`raw` is the same scorer without it:
+    what validation and a distillation teacher use, since validation rows never hold such
+    an item and the calibration must not steer early stopping.
     """
 
-    def __init__(self, model: TwoTower, scn: Scenario, source_history: bool, device: torch.device):
+    def __init__(
+        self,
+        model: TwoTower,
+        scn: Scenario,
+        source_history: bool,
+        device: torch.device,
+        calibrate_cold: bool = True,
+    ):
         self.model, self.scn, self.device = model, scn, device
         self.source = scn.source_matrix() if (source_history and scn.has_source) else None
+        self.calibrate_cold = calibrate_cold
+        self.untrained = untrained_target_items(scn) if calibrate_cold else None
+
+    def raw(self) -> TwoTowerScorer:
+        """This scorer without the cold-item calibration (shares the model)."""
+        out = copy.copy(self)
+        out.calibrate_cold, out.untrained = False, None
+        return out
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         extra = self.source[users] if self.source is not None else None
-        return self.model.score_users(users, history, self.scn.n_target_items, extra, self.device)
+        return self.model.score_users(
+            users, history, self.scn.n_target_items, extra, self.device, self.untrained
+        )
+
+
+def untrained_target_items(scn: Scenario) -> torch.Tensor:
+    """bool (n_target_items,): target items with no target training interaction."""
+    out = torch.ones(scn.n_target_items, dtype=torch.bool)
+    out[torch.as_tensor(scn.split.train["item"].to_numpy(np.int64).copy())] = False
+    return out
 
 
 def make_validate(scorer: Any, scn: Scenario, device: torch.device):

@@ -126,7 +126,8 @@ class DistillStrategy(Strategy):
             t_user = []
             for b in range(0, len(users), 2048):
                 ub = users[b : b + 2048]
-                t_user.append(t_scorer.score(ub, hist[ub][:, :n_t]))
+                # raw: the teacher's own scores, not the cold-item calibration
+                t_user.append(t_scorer.raw().score(ub, hist[ub][:, :n_t]))
             t_scores = torch.cat(t_user)  # (n_target_users, n_target_items)
         top = torch.topk(t_scores, min(cfg.n_candidates, n_t), dim=1).indices
         gen = torch.Generator().manual_seed(ctx.settings.seed + 29)

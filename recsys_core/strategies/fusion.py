@@ -27,7 +27,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys_core.strategies.base import Context, Fitted, Strategy, StrategyConfig
+from recsys_core.strategies.base import (
+    Context,
+    Fitted,
+    Strategy,
+    StrategyConfig,
+    untrained_target_items,
+)
 from recsys_core.strategies.baselines import fit_target_two_tower, item_popularity
 
 
@@ -92,8 +98,7 @@ class FusionStrategy(Strategy):
             raise ValueError("fusion needs item text; load an item table with titles")
         base = fit_target_two_tower(ctx)
         text = TextZeroShot(ctx.text, s.n_target_items, item_popularity(ctx), ctx.device)
-        untrained = torch.ones(s.n_target_items, dtype=torch.bool)
-        untrained[torch.as_tensor(s.split.train["item"].to_numpy(np.int64).copy())] = False
+        untrained = untrained_target_items(s)
         grid = (cfg.beta,) if cfg.beta is not None else cfg.betas
         table = []
         for b in grid:

@@ -166,3 +166,21 @@ def test_fusion_ranks_untrained_items_by_their_text():
     # with no untrained item the scorer is the plain blend
     same = FusionScorer(collab, text, 0.3, torch.zeros(4, dtype=torch.bool)).score(users, None)
     torch.testing.assert_close(same, FusionScorer(collab, text, 0.3).score(users, None))
+
+
+def test_two_tower_calibrates_cold_items_but_validates_raw(make_ctx):
+    from recsys_core.evaluation.evaluate import validation_metric
+    from recsys_core.strategies.base import target_matrix
+
+    ctx = make_ctx()
+    s = ctx.scenario
+    sc = get_strategy("target-only").fit(ctx).scorer
+    assert sc.untrained is not None and bool(sc.untrained.any())
+    users = np.unique(s.split.train["user"].to_numpy())[:6]
+    hist = target_matrix(s)[users][:, : s.n_target_items]
+    raw, cal = sc.raw().score(users, hist), sc.score(users, hist)
+    warm = ~sc.untrained
+    torch.testing.assert_close(cal[:, warm], raw[:, warm])
+    assert not torch.allclose(cal[:, ~warm], raw[:, ~warm])
+    # validation never sees the calibration: it has no untrained item to judge it on
+    assert validation_metric(sc, s.split) == validation_metric(sc.raw(), s.split)
