@@ -161,6 +161,7 @@ def build_request(args: argparse.Namespace):
         "lr",
         "source_epochs",
         "weight_decay",
+        "cold_item_scores",
     ):
         v = getattr(args, key, None)
         if v is not None:
@@ -368,6 +369,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         "--weight-decay", type=float, help="L2 on the user and item vectors of each batch"
     )
     p.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
+    p.add_argument(
+        "--cold-item-scores",
+        choices=["calibrated", "raw"],
+        help="two-tower: rank items without training interactions by their content path "
+        "on the trained items' scale (calibrated, the default) or by the raw score",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
 

@@ -32,7 +32,6 @@ from recsys_core.strategies.base import (
     Fitted,
     Strategy,
     StrategyConfig,
-    TwoTowerScorer,
     joint_history,
     make_validate,
     new_model,
@@ -138,7 +137,7 @@ class AdaptStrategy(Strategy):
         gen = torch.Generator().manual_seed(ctx.settings.seed + 17)
         params = list(model.parameters()) + (list(clf.parameters()) if clf is not None else [])
         before = _domain_mmd(model, src_pool, tgt_pool)
-        scorer = TwoTowerScorer(model, s, source_history=True, device=ctx.device)
+        scorer = ctx.scorer(model, source_history=True)
         res = train(
             model,
             [t_dom, s_dom],

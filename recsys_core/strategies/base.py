@@ -83,8 +83,16 @@ class ModelSettings:
     """loss of source pre-training: sampled softmax keeps a large source catalogue cheap."""
     patience: int | None = None
     seed: int = 0
+    cold_item_scores: Literal["calibrated", "raw"] = "calibrated"
+    """how a two-tower ranks target items without training interactions: "calibrated"
+    puts their content-path score on the trained items' scale (TwoTowerScorer); "raw"
+    keeps the model's own score, which ranks them below the whole catalogue."""
 
     def __post_init__(self) -> None:
+        if self.cold_item_scores not in ("calibrated", "raw"):
+            raise ValueError(
+                f"cold_item_scores must be 'calibrated' or 'raw', not {self.cold_item_scores!r}"
+            )
         if self.model not in ("two-tower", "bpr-mf", "ease", "ials"):
             raise ValueError(f"model must be two-tower, bpr-mf, ease or ials, not {self.model!r}")
         if self.source_epochs < 1:
@@ -128,6 +136,16 @@ class Context:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     callbacks: Callbacks = field(default_factory=Callbacks)
     cache: dict = field(default_factory=dict)
+
+    def scorer(self, model: TwoTower, source_history: bool) -> TwoTowerScorer:
+        """A TwoTowerScorer for ``model`` with this context's cold-item setting."""
+        return TwoTowerScorer(
+            model,
+            self.scenario,
+            source_history=source_history,
+            device=self.device,
+            calibrate_cold=self.settings.cold_item_scores == "calibrated",
+        )
 
 
 @dataclass
@@ -348,7 +366,7 @@ def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, Tra
     key = cache_key("source", asdict(ctx.settings), dim, scn.fingerprint(), str(ctx.device))
     if key not in ctx.cache:
         model = new_model(ctx, dim)
-        scorer = TwoTowerScorer(model, scn, source_history=True, device=ctx.device)
+        scorer = ctx.scorer(model, source_history=True)
         res = train(
             model,
             [source_data(scn)],

@@ -16,7 +16,6 @@ from recsys_core.strategies.base import (
     Fitted,
     Strategy,
     StrategyConfig,
-    TwoTowerScorer,
     make_validate,
     new_model,
     stage_vectors,
@@ -113,7 +112,7 @@ def fit_target_two_tower(ctx: Context) -> Fitted:
     if key in ctx.cache:
         return ctx.cache[key]
     model = new_model(ctx)
-    scorer = TwoTowerScorer(model, s, source_history=False, device=ctx.device)
+    scorer = ctx.scorer(model, source_history=False)
     res = train(
         model,
         [target_data(s)],

@@ -106,7 +106,7 @@ class DistillStrategy(Strategy):
             )
             curves = with_stage(src_res.history, "teacher source")
             if cfg.teacher == "source+target":
-                t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
+                t_scorer = ctx.scorer(teacher, source_history=True)
                 res_t = train(
                     teacher,
                     [target_data(s, history=hist)],
@@ -117,7 +117,7 @@ class DistillStrategy(Strategy):
                     device=ctx.device,
                 )
                 curves += with_stage(res_t.history, "teacher target")
-        t_scorer = TwoTowerScorer(teacher, s, source_history=True, device=ctx.device)
+        t_scorer = ctx.scorer(teacher, source_history=True)
         teacher_val = make_validate(t_scorer, s, ctx.device)()
         # Teacher's view of every target training user, computed once (frozen teacher).
         n_t = s.n_target_items
@@ -144,7 +144,7 @@ class DistillStrategy(Strategy):
             return cfg.alpha * kd_loss(student, teacher_logits, cfg.temperature)
 
         student = new_model(ctx, dim=cfg.student_dim)
-        s_scorer = TwoTowerScorer(student, s, source_history=True, device=ctx.device)
+        s_scorer = ctx.scorer(student, source_history=True)
         res = train(
             student,
             [target_data(s, history=hist, weight=1.0 - cfg.alpha)],

@@ -23,7 +23,6 @@ from recsys_core.strategies.base import (
     Fitted,
     Strategy,
     StrategyConfig,
-    TwoTowerScorer,
     joint_history,
     make_validate,
     pretrain_source,
@@ -130,7 +129,7 @@ def _fine_tune(ctx: Context, cfg: FineTuneConfig) -> Fitted:
         def extra(c: StepContext) -> torch.Tensor:
             return cfg.l2sp * l2sp_term(c.model, anchor, masks)
 
-    scorer = TwoTowerScorer(model, s, source_history=True, device=ctx.device)
+    scorer = ctx.scorer(model, source_history=True)
     tc = ctx.settings.train_config(lr=ctx.settings.lr * cfg.lr_scale)
     res = train(
         model,
