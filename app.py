@@ -2,7 +2,7 @@
 
 Run with ``streamlit run app.py``. This file only sets up the page, the session state
 and the sidebar, then hands over to the page the user chose (``st.navigation``); each
-page in ``pages/`` reads widgets, calls the engine (``recsys_core``) and renders.
+page in ``views/`` reads widgets, calls the engine (``recsys_core``) and renders.
 Heavy libraries (torch, transformers) are imported inside the functions that need them,
 so the first page answers within seconds of the server starting.
 """
@@ -25,14 +25,14 @@ state.keep_widget_values()
 
 pages = {
     "Prepare": [
-        st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("views/data.py", title="Data", icon=":material/database:", default=True),
+        st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     ],
     "Analyse": [
-        st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-        st.Page("pages/users.py", title="Users", icon=":material/person_search:"),
-        st.Page("pages/whatif.py", title="What-if", icon=":material/query_stats:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("views/users.py", title="Users", icon=":material/person_search:"),
+        st.Page("views/whatif.py", title="What-if", icon=":material/query_stats:"),
     ],
 }
 page = st.navigation(pages)

@@ -32,12 +32,12 @@ from ui import state
 log = logging.getLogger(__name__)
 
 PAGES = {
-    "data": "pages/data.py",
-    "train": "pages/train.py",
-    "compare": "pages/compare.py",
-    "embeddings": "pages/embeddings.py",
-    "users": "pages/users.py",
-    "whatif": "pages/whatif.py",
+    "data": "views/data.py",
+    "train": "views/train.py",
+    "compare": "views/compare.py",
+    "embeddings": "views/embeddings.py",
+    "users": "views/users.py",
+    "whatif": "views/whatif.py",
 }
 
 

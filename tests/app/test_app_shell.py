@@ -56,11 +56,11 @@ def test_every_page_is_reachable_and_renders(loaded_app, finished_runs) -> None:
     at = loaded_app
     at.run()
     for page, title in [
-        ("pages/data.py", "Data"),
-        ("pages/train.py", "Train"),
-        ("pages/compare.py", "Compare"),
-        ("pages/embeddings.py", "Embeddings"),
-        ("pages/users.py", "Users"),
+        ("views/data.py", "Data"),
+        ("views/train.py", "Train"),
+        ("views/compare.py", "Compare"),
+        ("views/embeddings.py", "Embeddings"),
+        ("views/users.py", "Users"),
     ]:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.message for e in at.exception])

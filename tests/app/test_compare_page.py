@@ -14,7 +14,7 @@ from ui.components import html_report
 
 def open_compare(at):
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -12,7 +12,7 @@ from ui import state
 
 def open_emb(at):
     at.run()
-    at.switch_page("pages/embeddings.py").run()
+    at.switch_page("views/embeddings.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

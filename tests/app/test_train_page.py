@@ -12,7 +12,7 @@ from ui import state
 
 def open_train(at):
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -12,7 +12,7 @@ from ui.components import item_frame
 
 def open_users(at):
     at.run()
-    at.switch_page("pages/users.py").run()
+    at.switch_page("views/users.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -17,7 +17,7 @@ from ui.components import curve_verdict
 
 def open_whatif(at):
     at.run()
-    at.switch_page("pages/whatif.py").run()
+    at.switch_page("views/whatif.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -218,6 +218,14 @@ def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser
     goto(p2, "Train")
     assert p2.get_by_text("No jobs in this session yet").first.is_visible()
     assert p2.get_by_text("popularity + target-only").count() == 0
+    # A deep link (a bookmark, or a reload on a page other than the first) opens the
+    # page inside the app: Streamlit must not run the page file alone, as it does for a
+    # folder named pages/ (then the session state was never set up: a KeyError).
+    p2.goto(server["url"].rstrip("/") + "/compare")
+    p2.get_by_role("heading", name="Compare", exact=True).first.wait_for()
+    idle(p2)
+    assert p2.get_by_text("This app has encountered an error").count() == 0
+    assert p2.get_by_text("Prepare").first.is_visible()  # the app's own navigation
     other.close()
 
     # Compare: table, verdict area and charts.

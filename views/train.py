@@ -330,7 +330,7 @@ def jobs_panel() -> None:
                     run_row(store, rid)
         if any(j.state == "done" for j in jobs):
             st.page_link(
-                "pages/compare.py", label="Compare the finished runs", icon=":material/leaderboard:"
+                "views/compare.py", label="Compare the finished runs", icon=":material/leaderboard:"
             )
         if busy and not now_busy:
             st.rerun(scope="app")  # stop polling once everything has ended
