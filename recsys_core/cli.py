@@ -371,9 +371,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
     p.add_argument(
         "--cold-item-scores",
-        choices=["calibrated", "raw"],
+        choices=["auto", "calibrated", "raw"],
         help="two-tower: rank items without training interactions by their content path "
-        "on the trained items' scale (calibrated, the default) or by the raw score",
+        "on the trained items' scale (calibrated) or by the raw score; auto (the "
+        "default) keeps the better on validation",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 

@@ -20,7 +20,7 @@ import torch
 from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
-from recsys_core.strategies.base import Context, ModelSettings
+from recsys_core.strategies.base import Context, Fitted, ModelSettings
 from recsys_core.strategies.registry import STRATEGIES, get_strategy
 from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
 from recsys_core.training.device import choose_device, describe_device
@@ -145,6 +145,28 @@ class _LazyEncoder:
 
             self._enc = TextEncoder(self.config)
         return self._enc.encode(texts, progress=progress, cancel=cancel)
+
+
+def choose_cold_item_scores(
+    fitted: Fitted, scn: Scenario, settings: ModelSettings, device: str
+) -> None:
+    """With ``cold_item_scores="auto"``, keep the calibrated or the raw scoring of new items
+    for a two-tower run, whichever scores better on all validation rows (cold ones
+    included); both figures and the choice go to ``fitted.info``. Other scorers are left
+    alone."""
+    from recsys_core.evaluation.evaluate import ValidationSet
+
+    scorer = fitted.scorer
+    if settings.cold_item_scores != "auto" or not getattr(scorer, "calibrate_cold", False):
+        return
+    if scorer.untrained is None or not bool(scorer.untrained.any()):
+        return
+    check = ValidationSet(scn.split, metric="ndcg", k=10, device=device)
+    cal, raw = check(scorer), check(scorer.raw())
+    keep = "raw" if raw > cal else "calibrated"
+    fitted.info["cold_item_scores"] = {"chosen": keep, "val_calibrated": cal, "val_raw": raw}
+    if keep == "raw":
+        fitted.scorer = scorer.raw()
 
 
 def encode_scenario_text(
@@ -278,6 +300,7 @@ def run_strategies(
             cb.check_cancel()
             # Validation score of every run, so comparisons can pick the best baseline
             # on validation rather than on test.
+            choose_cold_item_scores(fitted, scn, request.settings, str(device))
             fitted.info["val_ndcg@10"] = validation_metric(
                 fitted.scorer, scn.split, metric="ndcg", k=10, device=str(device)
             )

@@ -45,7 +45,13 @@ class SplitConfig:
     cold_ks: tuple[int, ...] = (0, 1, 3, 5)
     """support sizes revealed by cold users at test time."""
     cold_item_frac: float = 0.05
-    """fraction of items held out of training as cold items."""
+    """fraction of items held out of training as cold items (their rows are test rows)."""
+    valid_cold_item_frac: float | None = None
+    """fraction of items held out of training whose rows become *validation* rows (None:
+    the same as cold_item_frac). Validation then holds new items in the same share as
+    test does, so early stopping and every choice made on validation (a fusion weight,
+    how new items are scored) see them too; without them validation would reward never
+    recommending a new item (DropoutNet, Volkovs et al. 2017, splits items the same way)."""
     min_rating: float | None = None
     """if set, only interactions with rating >= min_rating count as positives."""
     k_core: int = 0
@@ -65,6 +71,17 @@ class SplitConfig:
             raise ValueError(f"cold_user_frac must be in [0, 0.9), got {self.cold_user_frac}")
         if not 0.0 <= self.cold_item_frac < 0.5:
             raise ValueError(f"cold_item_frac must be in [0, 0.5), got {self.cold_item_frac}")
+        if self.valid_cold_item_frac is None:
+            object.__setattr__(self, "valid_cold_item_frac", self.cold_item_frac)
+        if not 0.0 <= self.valid_cold_item_frac < 0.5:
+            raise ValueError(
+                f"valid_cold_item_frac must be in [0, 0.5), got {self.valid_cold_item_frac}"
+            )
+        if self.cold_item_frac + self.valid_cold_item_frac >= 0.5:
+            raise ValueError(
+                "cold_item_frac + valid_cold_item_frac must stay below 0.5, got "
+                f"{self.cold_item_frac} + {self.valid_cold_item_frac}"
+            )
         if not self.cold_ks or any(
             (not isinstance(k, int)) or k < 0 or k > 50 for k in self.cold_ks
         ):

@@ -107,6 +107,7 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
 
     cold_users = np.zeros(0, np.int64)
     cold_items_set = np.zeros(n_items, dtype=bool)
+    valid_cold_set = np.zeros(n_items, dtype=bool)
     support: dict[int, pd.DataFrame] = {}
     cold_rows = frame.iloc[:0]
     if config.has_cold_segments:
@@ -131,11 +132,22 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
             )
         cold_rows = cold_rows[cold_rows["pos"] >= kmax]
         frame = frame[~is_cold_user[frame["user"].to_numpy()]]
+        # Validation cold items, from their own random stream so that the test's cold
+        # items and cold users are the same with or without them.
+        n_vc = round(config.valid_cold_item_frac * n_items)
+        if n_vc:
+            vrng = np.random.default_rng([config.seed, 1])
+            candidates = np.flatnonzero(~cold_items_set)
+            valid_cold_set[vrng.choice(candidates, min(n_vc, len(candidates)), replace=False)] = (
+                True
+            )
 
     by_time = config.protocol != "recbole"
     item_cold_mask = cold_items_set[frame["item"].to_numpy()]
+    item_vcold_mask = valid_cold_set[frame["item"].to_numpy()]
     held_item_rows = frame[item_cold_mask]
-    ordered = _ordered(frame[~item_cold_mask], rng, by_time=by_time)
+    held_valid_rows = frame[item_vcold_mask]
+    ordered = _ordered(frame[~item_cold_mask & ~item_vcold_mask], rng, by_time=by_time)
     n_valid, n_test = _holdout_counts(ordered["n"].to_numpy(), config.valid_frac, config.test_frac)
     n_train = ordered["n"].to_numpy() - n_valid - n_test
     pos = ordered["pos"].to_numpy()
@@ -148,6 +160,9 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
     trained_users = np.zeros(n_users, dtype=bool)
     trained_users[train["user"].to_numpy()] = True
     held_item_rows = held_item_rows[trained_users[held_item_rows["user"].to_numpy()]]
+    held_valid_rows = held_valid_rows[trained_users[held_valid_rows["user"].to_numpy()]]
+    if len(held_valid_rows):
+        valid = pd.concat([valid, held_valid_rows[["user", "item"]]], ignore_index=True)
 
     # Items that no training row touches are cold too, whether held out on purpose or
     # only seen by cold users / in test: no id-based model has learned anything of them.

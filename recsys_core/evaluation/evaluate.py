@@ -613,7 +613,13 @@ class ValidationSet:
         device: str = "cpu",
         max_users: int | None = None,
         seed: int = 0,
+        rows: str = "all",
     ) -> None:
+        """``rows``: "all" the validation rows, or "warm-items" only those whose item has
+        training interactions (early stopping: it tunes how the model learns from
+        interactions, while the validation cold items judge how new items are scored)."""
+        if rows not in ("all", "warm-items"):
+            raise ValueError(f"rows must be 'all' or 'warm-items', got {rows!r}")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if k < 1:
@@ -622,26 +628,23 @@ class ValidationSet:
             raise ValueError(f"max_users must be >= 1 or None, got {max_users}")
         self.metric, self.k, self.batch_size = metric, k, batch_size
         self.device = _resolve_device(device)
-        users = np.unique(split.valid["user"].to_numpy(dtype=np.int64))
+        valid = split.valid
+        if rows == "warm-items" and len(valid):
+            trained = np.zeros(split.n_items, dtype=bool)
+            trained[split.train["item"].to_numpy(np.int64)] = True
+            valid = valid[trained[valid["item"].to_numpy(np.int64)]]
+        users = np.unique(valid["user"].to_numpy(dtype=np.int64))
         if max_users is not None and max_users < len(users):
             rng = np.random.default_rng(seed)
             users = np.sort(rng.choice(users, size=max_users, replace=False))
         self.users = users
         self.history = _rows_csr([split.train], users, split.n_items)
-        self.truth = _rows_csr([split.valid], users, split.n_items)
+        self.truth = _rows_csr([valid], users, split.n_items)
 
     def __call__(self, scorer: Scorer) -> float:
-        """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none).
-
-        A scorer with a ``raw()`` view (the two-tower's, see ``TwoTowerScorer``) is
-        validated through it: validation rows never hold an item without training
-        interactions, so a cold-item calibration can only be judged on test and must
-        not steer early stopping or model choice.
-        """
+        """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none)."""
         if len(self.users) == 0:
             return float("nan")
-        if hasattr(scorer, "raw"):
-            scorer = scorer.raw()
         lists = topk_full_ranking(
             scorer,
             self.users,

@@ -262,8 +262,8 @@ class TwoTower(nn.Module):
         of each item is standardised over the *trained* items' text-path scores and
         mapped onto the mean and spread of their full scores: a new item whose content
         path scores like the user's favourite trained items' content paths is ranked
-        among them. It is a fixed rule (moment matching), not a tuned one: validation
-        rows hold no untrained item, so nothing could tune it; see issue 3's note.
+        among them. It is a fixed rule (moment matching) with no parameter to tune; the
+        validation rows include cold items of their own, so validation judges it.
 
         ``untrained``: bool (n_candidates,). Returns a copy of ``scores``.
         """

@@ -51,6 +51,34 @@ def test_cold_users_and_items_have_no_training_rows(dom):
     assert (t["cold_item"] == t["item"].isin(s.cold_items)).all()
 
 
+def test_validation_cold_items_mirror_the_test_cold_items(dom):
+    cfg = SplitConfig(cold_user_frac=0.2, cold_item_frac=0.1, seed=2)
+    assert cfg.valid_cold_item_frac == 0.1  # defaults to the test share
+    s = make_split(dom, cfg)
+    without = make_split(dom, SplitConfig(**{**cfg.to_dict(), "valid_cold_item_frac": 0.0}))
+    # the test's cold items and users do not depend on the validation cold items
+    assert np.array_equal(s.cold_users, without.cold_users)
+    test_cold = set(s.test.loc[s.test.cold_item & ~s.test.cold_user, "item"])
+    assert test_cold == set(
+        without.test.loc[without.test.cold_item & ~without.test.cold_user, "item"]
+    )
+    # 5 items (10% of 50) whose every warm-user row is a validation row
+    vcold = set(s.valid["item"]) - set(s.train["item"])
+    assert len(vcold) == 5 and not vcold & test_cold
+    assert vcold <= set(s.cold_items)  # untrained, so cold for every model
+    warm_test = s.test[~s.test.cold_user]
+    assert not vcold & set(warm_test["item"])
+    inter = dom.interactions
+    for i in list(vcold)[:3]:
+        iid = s.item_map.ids[i]
+        trained_users = set(s.user_map.ids[np.unique(s.train["user"])])
+        want = set(inter.loc[(inter.item_id == iid) & inter.user_id.isin(trained_users), "user_id"])
+        got = set(s.user_map.ids[s.valid.loc[s.valid.item == i, "user"].to_numpy()])
+        assert got == want
+    with pytest.raises(ValueError, match="valid_cold_item_frac"):
+        SplitConfig(cold_item_frac=0.3, valid_cold_item_frac=0.3)
+
+
 def test_support_is_first_k_by_time_and_test_after_kmax(dom):
     cfg = SplitConfig(cold_user_frac=0.2, cold_ks=(0, 1, 3, 5), seed=4)
     s = make_split(dom, cfg)

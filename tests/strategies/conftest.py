@@ -11,7 +11,15 @@ from tests.toy import toy_pair, toy_text
 def toy_scenario():
     src, tgt = toy_pair()
     return build_scenario(
-        tgt, src, SplitConfig(cold_user_frac=0.2, cold_item_frac=0.1, cold_ks=(0, 1, 3), seed=0)
+        tgt,
+        src,
+        SplitConfig(
+            cold_user_frac=0.2,
+            cold_item_frac=0.1,
+            valid_cold_item_frac=0.05,
+            cold_ks=(0, 1, 3),
+            seed=0,
+        ),
     )
 
 

@@ -168,7 +168,7 @@ def test_fusion_ranks_untrained_items_by_their_text():
     torch.testing.assert_close(same, FusionScorer(collab, text, 0.3).score(users, None))
 
 
-def test_two_tower_calibrates_cold_items_but_validates_raw(make_ctx):
+def test_two_tower_calibrates_cold_items_and_validation_judges_it(make_ctx):
     from recsys_core.evaluation.evaluate import validation_metric
     from recsys_core.strategies.base import target_matrix
 
@@ -182,5 +182,31 @@ def test_two_tower_calibrates_cold_items_but_validates_raw(make_ctx):
     warm = ~sc.untrained
     torch.testing.assert_close(cal[:, warm], raw[:, warm])
     assert not torch.allclose(cal[:, ~warm], raw[:, ~warm])
-    # validation never sees the calibration: it has no untrained item to judge it on
-    assert validation_metric(sc, s.split) == validation_metric(sc.raw(), s.split)
+    # validation holds cold items of its own, so it does see (and judge) the calibration
+    vcold = set(s.split.valid["item"]) - set(s.split.train["item"])
+    assert vcold and all(bool(sc.untrained[i]) for i in vcold)
+    assert validation_metric(sc, s.split) != validation_metric(sc.raw(), s.split)
+
+
+def test_auto_keeps_the_cold_item_scoring_that_validates_better(make_ctx):
+    from recsys_core.evaluation.evaluate import ValidationSet
+    from recsys_core.pipeline import choose_cold_item_scores
+
+    ctx = make_ctx()
+    s = ctx.scenario
+    fitted = get_strategy("target-only").fit(ctx)
+    cal = fitted.scorer
+    choose_cold_item_scores(fitted, s, ctx.settings, "cpu")
+    got = fitted.info["cold_item_scores"]
+    check = ValidationSet(s.split)
+    assert got["val_calibrated"] == check(cal) and got["val_raw"] == check(cal.raw())
+    best = "raw" if got["val_raw"] > got["val_calibrated"] else "calibrated"
+    assert got["chosen"] == best
+    assert fitted.scorer.calibrate_cold == (best == "calibrated")
+    # early stopping saw only the rows of trained items
+    warm = ValidationSet(s.split, rows="warm-items")
+    assert len(warm.users) <= len(check.users) and warm.truth.nnz < check.truth.nnz
+    # a fixed choice is left alone
+    fixed = get_strategy("target-only").fit(make_ctx(cold_item_scores="raw"))
+    choose_cold_item_scores(fixed, s, make_ctx(cold_item_scores="raw").settings, "cpu")
+    assert "cold_item_scores" not in fixed.info and not fixed.scorer.calibrate_cold
