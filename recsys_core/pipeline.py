@@ -381,7 +381,13 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
         run_id,
         "items",
         pd.DataFrame(
-            {"item_id": scn.item_ids.astype(str), "domain": scn.item_domain, "text": scn.texts}
+            {
+                "item_id": scn.item_ids.astype(str),
+                "domain": scn.item_domain,
+                "text": scn.texts,
+                # has target training interactions (else a cold item for this run)
+                "trained": np.isin(np.arange(scn.n_items), scn.split.train["item"].to_numpy()),
+            }
         ),
     )
 

@@ -57,6 +57,18 @@ def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) 
         scores = Vn[target] @ un
     else:
         scores = V[target] @ u + (bias[target] if bias is not None else 0.0)
+        untrained = _calibrated_untrained(store, run_id, items, vec, target)
+        if untrained is not None:
+            import torch
+
+            from recsys_core.models.two_tower import calibrate_untrained
+
+            content = vec["content"][target] @ u + vec["content_bias"][target]
+            scores = calibrate_untrained(
+                torch.from_numpy(scores[None].astype(np.float32)),
+                torch.from_numpy(content[None].astype(np.float32)),
+                torch.from_numpy(untrained),
+            )[0].numpy()
     scores = scores.astype(np.float64)
     scores[np.isin(target, hist)] = -np.inf  # never recommend what the user gave
     order = np.argsort(-scores, kind="stable")[:k]
@@ -72,6 +84,22 @@ def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) 
             "because_text": [items["text"].iloc[b] if b >= 0 else None for b in because],
         }
     )
+
+
+def _calibrated_untrained(
+    store, run_id: str, items: pd.DataFrame, vec: dict, target
+) -> np.ndarray | None:
+    """bool (len(target),) of untrained target items when the run scored new items by the
+    calibrated content path (as its evaluation did), else None."""
+    if "content" not in vec or "trained" not in items.columns:
+        return None  # a run saved before these were stored, or an id-only model
+    run = store.get_run(run_id)
+    chosen = ((run.get("extra") or {}).get("info") or {}).get("cold_item_scores") or {}
+    setting = ((run.get("config") or {}).get("settings") or {}).get("cold_item_scores")
+    calibrated = chosen.get("chosen") == "calibrated" or (not chosen and setting == "calibrated")
+    if not calibrated:
+        return None
+    return ~items["trained"].to_numpy(bool)[target]
 
 
 def explain(V: np.ndarray, history: np.ndarray, recs: np.ndarray) -> np.ndarray:

@@ -18,9 +18,8 @@ def stored(tmp_path_factory):
     _src, tgt = toy_pair()
     scn = build_scenario(tgt, None, SplitConfig(cold_user_frac=0.2, cold_ks=(0, 2)))
     store = RunStore(tmp_path_factory.mktemp("store"))
-    req = RunRequest(
-        ("popularity", "target-only"), ModelSettings(dim=8, epochs=2), n_boot=10, device="cpu"
-    )
+    settings = ModelSettings(dim=8, epochs=2, cold_item_scores="calibrated")
+    req = RunRequest(("popularity", "target-only"), settings, n_boot=10, device="cpu")
     outs = run_strategies(scn, req, store, text=toy_text(scn.item_ids))
     return scn, store, outs
 
@@ -31,19 +30,27 @@ def test_matches_the_scorer_for_a_cold_profile(stored):
     liked = list(scn.item_ids[[0, 3, 5]])
     recs = recommend_for_history(store, run, liked, k=5)
     assert len(recs) == 5 and not set(recs["item_id"]) & set(liked)
-    # same ranking as the two-tower scoring a never-seen user with that history
-    from recsys_core.strategies.base import Context
+    # same ranking, over the whole catalogue, as the two-tower scoring a never-seen user
+    # with that history, new items calibrated as in the run's evaluation
+    from recsys_core.strategies.base import Context, untrained_target_items
     from recsys_core.strategies.baselines import fit_target_two_tower
 
+    n = scn.n_target_items
     ctx = Context(scn, toy_text(scn.item_ids), ModelSettings(dim=8, epochs=2))
     fitted = fit_target_two_tower(ctx)
     model = fitted.scorer.model
-    h = sp.csr_matrix((np.ones(3), (np.zeros(3), [0, 3, 5])), shape=(1, scn.n_target_items))
+    h = sp.csr_matrix((np.ones(3), (np.zeros(3), [0, 3, 5])), shape=(1, n))
     model.trained_user[:] = False  # a brand-new user has no id embedding
-    s = model.score_users(np.array([0]), h, scn.n_target_items).numpy()[0]
+    untrained = untrained_target_items(scn)
+    assert bool(untrained.any())
+    s = model.score_users(np.array([0]), h, n, untrained=untrained).numpy()[0]
     s[[0, 3, 5]] = -np.inf
-    expected = scn.item_ids[np.argsort(-s, kind="stable")[:5]]
-    assert list(recs["item_id"]) == list(expected)
+    expected = scn.item_ids[np.argsort(-s, kind="stable")[: n - 3]]
+    every = recommend_for_history(store, run, liked, k=n - 3)
+    assert list(every["item_id"]) == list(expected)
+    np.testing.assert_allclose(
+        every["score"], s[np.argsort(-s, kind="stable")[: n - 3]], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_popularity_run_says_it_has_no_vectors(stored):

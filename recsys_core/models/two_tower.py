@@ -272,14 +272,34 @@ class TwoTower(nn.Module):
         n = scores.shape[1]
         txt = self.text[:n]
         content = uv @ self.text_proj(txt).T + self.text_bias(txt).squeeze(1)
-        warm = ~untrained
-        s_w, c_w = scores[:, warm], content[:, warm]
-        z = (content - c_w.mean(1, keepdim=True)) / c_w.std(1, keepdim=True).clamp(min=1e-6)
-        mapped = s_w.mean(1, keepdim=True) + s_w.std(1, keepdim=True) * z
-        return torch.where(untrained.unsqueeze(0), mapped, scores)
+        return calibrate_untrained(scores, content, untrained)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def calibrate_untrained(
+    scores: torch.Tensor, content: torch.Tensor, untrained: torch.Tensor
+) -> torch.Tensor:
+    """Moment matching of :meth:`TwoTower._calibrate_untrained`, on given arrays.
+
+    Args:
+        scores: (B, n) full scores (id + text + bias) of every candidate item.
+        content: (B, n) content-path scores ``<u, P t_i> + w_b . t_i`` of the same items.
+        untrained: bool (n,), items without training interactions.
+
+    Returns:
+        (B, n): ``scores`` where an untrained item's score is replaced by its content
+        z-score (over the trained items' content scores) mapped onto the trained items'
+        mean and spread of ``scores``. Unchanged when no or every item is untrained.
+    """
+    if not bool(untrained.any()) or bool(untrained.all()):
+        return scores
+    warm = ~untrained
+    s_w, c_w = scores[:, warm], content[:, warm]
+    z = (content - c_w.mean(1, keepdim=True)) / c_w.std(1, keepdim=True).clamp(min=1e-6)
+    mapped = s_w.mean(1, keepdim=True) + s_w.std(1, keepdim=True) * z
+    return torch.where(untrained.unsqueeze(0), mapped, scores)
 
 
 class _SparsePool(torch.autograd.Function):

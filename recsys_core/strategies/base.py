@@ -340,11 +340,17 @@ def stage_vectors(model: TwoTower, scn: Scenario, history: sp.csr_matrix) -> dic
             hs, hc = _pool(history, items, items.device)
         uv = model.user_vectors_from_sum(users, hs, hc)
         bias = model.item_biases()
-    return {
-        "items": items.float().cpu().numpy(),
-        "users": uv.float().cpu().numpy(),
-        "item_bias": bias.float().cpu().numpy(),
-    }
+        out = {
+            "items": items.float().cpu().numpy(),
+            "users": uv.float().cpu().numpy(),
+            "item_bias": bias.float().cpu().numpy(),
+        }
+        if model.use_text:
+            # the content path alone, so a saved run can score new items as it was
+            # evaluated (cold-item calibration; recommend.recommend_for_history)
+            out["content"] = model.text_proj(model.text).float().cpu().numpy()
+            out["content_bias"] = model.text_bias(model.text).squeeze(1).float().cpu().numpy()
+    return out
 
 
 def new_model(ctx: Context, dim: int | None = None) -> TwoTower:
