@@ -374,7 +374,9 @@ def split_panel(scn) -> None:
         )  # fmt: skip
         cold_item = c[2].slider(
             "cold items", 0.0, 0.3, float(cfg.cold_item_frac), 0.01, key="data_split_ci",
-            help="Share of items held out of training entirely.",
+            help="Share of items held out of training entirely; their rows are test rows. "
+            "The same share again is held out for validation, so choices about new items "
+            "are made on validation, never on test.",
         )  # fmt: skip
         seed = c[3].number_input("seed", 0, 10_000, int(cfg.seed), key="data_split_seed")
         c2 = st.columns([2, 2, 1, 1])
@@ -435,9 +437,13 @@ def split_panel(scn) -> None:
             }
         )
         st.dataframe(view, hide_index=True, width="stretch", key="data_segments_table")
+        sp_ = scn.split
+        valid_cold = len(set(sp_.valid["item"].tolist()) - set(sp_.train["item"].tolist()))
         st.caption(
-            f"Training: {len(scn.split.train):,} interactions · validation: {len(scn.split.valid):,} · "
-            f"cold items: {len(scn.split.cold_items):,} · cold users: {len(scn.split.cold_users):,}"
+            f"Training: {len(sp_.train):,} interactions · validation: {len(sp_.valid):,} · "
+            f"items without training interactions: {len(sp_.cold_items):,} "
+            f"({valid_cold:,} of them judge new items on validation) · "
+            f"cold users: {len(sp_.cold_users):,}"
         )
 
 

@@ -11,8 +11,11 @@ Segments (DESIGN.md, "Evaluation"):
   user reveals its first k interactions by time (``support[k]``) and is tested on the
   interactions after the first ``max(cold_ks)`` ones, so every k is scored on the same
   test items and the few-shot curve isolates the effect of k.
-* cold items: items with no train or valid interaction at all; every interaction of a
-  warm user with them is a test row with ``cold_item == True``.
+* cold items: items with no training interaction at all; every interaction of a warm
+  user with them is a test row with ``cold_item == True``.
+* validation cold items (``config.valid_cold_item_frac``): held out of training the same
+  way, but their rows from warm users are ``valid`` rows; they have no test rows. They
+  are untrained too, so ``cold_items`` lists them as well.
 """
 
 from __future__ import annotations
