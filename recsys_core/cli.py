@@ -162,6 +162,7 @@ def build_request(args: argparse.Namespace):
         "source_epochs",
         "weight_decay",
         "cold_item_scores",
+        "sparse_adam",
     ):
         v = getattr(args, key, None)
         if v is not None:
@@ -375,6 +376,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         help="two-tower: rank items without training interactions by their content path "
         "on the trained items' scale (calibrated) or by the raw score; auto (the "
         "default) keeps the better on validation",
+    )
+    p.add_argument(
+        "--sparse-adam",
+        action="store_true",
+        default=None,
+        help="bpr-mf: lazy Adam over the rows each batch touches (large tables)",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 

@@ -15,3 +15,39 @@ def test_matches_torch_adam():
             ((p - target) ** 2).sum().backward()
             opt.step()
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_row_adam_equals_adam_when_every_row_is_touched():
+    from recsys_core.training.optim import RowAdam
+
+    torch.manual_seed(0)
+    a = torch.randn(4, 3)
+    b = a.clone()
+    dense, lazy = Adam([a], lr=0.05), RowAdam([b], lr=0.05)
+    for step in range(15):
+        g = torch.randn(6, 3)
+        rows = torch.tensor([0, 1, 2, 3, step % 4, (step + 1) % 4])  # repeats are summed
+        a.grad = torch.zeros_like(a).index_add_(0, rows, g)
+        dense.step()
+        lazy.step_rows([(0, rows, g)])
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_row_adam_leaves_untouched_rows_alone():
+    from recsys_core.training.optim import RowAdam
+
+    b = torch.ones(5, 2)
+    lazy = RowAdam([b], lr=0.1)
+    for _ in range(3):
+        lazy.step_rows([(0, torch.tensor([1, 3]), torch.ones(2, 2))])
+    assert torch.equal(b[[0, 2, 4]], torch.ones(3, 2))
+    assert (b[[1, 3]] < 1).all()
+    # where dense Adam keeps moving a row on momentum after its last gradient
+    c = torch.ones(5, 2)
+    dense = Adam([c], lr=0.1)
+    c.grad = torch.zeros_like(c).index_add_(0, torch.tensor([1, 3]), torch.ones(2, 2))
+    dense.step()
+    before = c.clone()
+    c.grad = torch.zeros_like(c)
+    dense.step()
+    assert (c[[1, 3]] < before[[1, 3]]).all()
