@@ -50,26 +50,16 @@ class Adam:
         torch._foreach_addcdiv_(ps, ms, denom, -self.lr / bc1)
 
 
-class RowAdam:
+class RowAdam(Adam):
     """Lazy Adam over embedding tables: a step updates only the rows a batch touched.
 
     The moments and weights of untouched rows stay as they are, where dense Adam would
     keep moving them with decaying momentum; bias correction uses the global step, as
     TensorFlow's LazyAdam and ``torch.optim.SparseAdam`` do. A step then costs the batch's
     rows, not the table: at 687k users x 64, dense Adam is most of a BPR epoch
-    (bench/bench_scale.py). When every row is touched at every step it equals :class:`Adam`.
+    (bench/bench_scale.py). When every row is touched at every step it equals :class:`Adam`,
+    whose state (and dense ``step``) it shares.
     """
-
-    def __init__(
-        self, params: list[torch.Tensor], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8
-    ):
-        if not params:
-            raise ValueError("RowAdam needs at least one parameter")
-        self.params = list(params)
-        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
 
     @torch.no_grad()
     def step_rows(self, updates: list[tuple[int, torch.Tensor, torch.Tensor]]) -> None:

@@ -84,31 +84,28 @@ def test_negatives_are_not_positives_of_the_user():
     )
 
 
-def test_bpr_mf_training_lowers_the_loss_and_repeats_exactly():
-    data = _toy(n_users=20, n_items=9)
-    runs = []
-    for _ in range(2):
-        model = _mf(20, 9)
-        res = train(
-            model, [data], TrainConfig(loss="bpr", epochs=30, batch_size=16, lr=0.05, patience=0)
-        )
-        runs.append((res, model.item_emb.detach().clone()))
-    losses = [r["loss"] for r in runs[0][0].history]
-    assert losses[-1] < 0.7 * losses[0]
-    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=0, atol=0)
-
-
-def test_sparse_adam_bpr_trains_and_repeats():
+def _train_twice(sparse_adam: bool):
+    """Two identical BPR-MF runs on the toy data: (loss curve, final item tables)."""
     data = _toy(n_users=20, n_items=9)
     finals = []
     for _ in range(2):
         model = _mf(20, 9)
         cfg = TrainConfig(
-            loss="bpr", epochs=30, batch_size=16, lr=0.05, patience=0, sparse_adam=True
+            loss="bpr", epochs=30, batch_size=16, lr=0.05, patience=0, sparse_adam=sparse_adam
         )
         res = train(model, [data], cfg)
         finals.append(model.item_emb.detach().clone())
-    losses = [r["loss"] for r in res.history]
+    return [r["loss"] for r in res.history], finals
+
+
+def test_bpr_mf_training_lowers_the_loss_and_repeats_exactly():
+    losses, finals = _train_twice(sparse_adam=False)
+    assert losses[-1] < 0.7 * losses[0]
+    torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
+
+
+def test_sparse_adam_bpr_trains_and_repeats():
+    losses, finals = _train_twice(sparse_adam=True)
     assert losses[-1] < 0.7 * losses[0]
     torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
     # the untrained item (8) is never a positive and its masked negatives carry no
