@@ -172,25 +172,23 @@ class DemoScenario:
     target: Domain
     link_note: str
 
-    @property
-    def shared_users(self) -> np.ndarray:
-        """Sorted object array of user ids with interactions in both domains."""
+    def _shared(self, column: str) -> np.ndarray:
         if self.source is None:
             return np.array([], dtype=object)
-        common = set(self.source.interactions[USER].unique()) & set(
-            self.target.interactions[USER].unique()
+        common = set(self.source.interactions[column].unique()) & set(
+            self.target.interactions[column].unique()
         )
         return np.array(sorted(common), dtype=object)
 
     @property
+    def shared_users(self) -> np.ndarray:
+        """Sorted object array of user ids with interactions in both domains."""
+        return self._shared(USER)
+
+    @property
     def shared_items(self) -> np.ndarray:
         """Sorted object array of item ids with interactions in both domains."""
-        if self.source is None:
-            return np.array([], dtype=object)
-        common = set(self.source.interactions[ITEM].unique()) & set(
-            self.target.interactions[ITEM].unique()
-        )
-        return np.array(sorted(common), dtype=object)
+        return self._shared(ITEM)
 
 
 def default_cache_dir() -> Path:

@@ -345,47 +345,34 @@ def load_domain(
         del raw_inter
         item_df = user_df = None
         resolved_text: tuple[str, ...] = ()
+
+        def side_table(src, kind: str, key: str, what: str):
+            """An item or user table: read, warnings collected, one row per id."""
+            file = _display_name(src, None, kind)
+            df, info = _read(
+                src, file=file, kind=kind, columns=maps[kind], limits=limits, strict=strict_items
+            )
+            warnings.extend(info.pop("_warnings"))
+            df, w = V.drop_duplicate_keys(df, key, file=file, what=what)
+            if w:
+                warnings.append(w)
+            read_infos[kind] = info
+            sources.append(file)
+            return df, info, file
+
         if items is not None:
-            ifile = _display_name(items, None, "items")
-            with _guard(ifile):
-                item_df, iinfo = _read(
-                    items,
-                    file=ifile,
-                    kind="items",
-                    columns=maps["items"],
-                    limits=limits,
-                    strict=strict_items,
-                )
-                warnings += iinfo.pop("_warnings")
-                item_df, w = V.drop_duplicate_keys(item_df, ITEM, file=ifile, what="item")
-                if w:
-                    warnings.append(w)
+            with _guard(_display_name(items, None, "items")):
+                item_df, iinfo, ifile = side_table(items, "items", ITEM, "item")
                 resolved_text = _resolve_text_fields(text_fields, item_df, iinfo, ifile)
                 iinfo["text_fields"] = list(resolved_text)
-            read_infos["items"] = iinfo
-            sources.append(ifile)
         elif text_fields:
             raise DataError(
                 "text fields were chosen but no item table was given",
                 hint="Add the item table, or leave the text fields empty",
             )
         if users is not None:
-            ufile = _display_name(users, None, "users")
-            with _guard(ufile):
-                user_df, uinfo = _read(
-                    users,
-                    file=ufile,
-                    kind="users",
-                    columns=maps["users"],
-                    limits=limits,
-                    strict=strict_items,
-                )
-                warnings += uinfo.pop("_warnings")
-                user_df, w = V.drop_duplicate_keys(user_df, USER, file=ufile, what="user")
-                if w:
-                    warnings.append(w)
-            read_infos["users"] = uinfo
-            sources.append(ufile)
+            with _guard(_display_name(users, None, "users")):
+                user_df, _, _ = side_table(users, "users", USER, "user")
 
         warnings += V.interaction_warnings(
             inter, items=item_df, users=user_df, n_merged=n_merged, merged_examples=merged_examples
