@@ -147,21 +147,16 @@ class _LazyEncoder:
         return self._enc.encode(texts, progress=progress, cancel=cancel)
 
 
-def choose_cold_item_scores(
-    fitted: Fitted, scn: Scenario, settings: ModelSettings, device: str
-) -> None:
+def choose_cold_item_scores(fitted: Fitted, check, settings: ModelSettings) -> None:
     """With ``cold_item_scores="auto"``, keep the calibrated or the raw scoring of new items
-    for a two-tower run, whichever scores better on all validation rows (cold ones
-    included); both figures and the choice go to ``fitted.info``. Other scorers are left
-    alone."""
-    from recsys_core.evaluation.evaluate import ValidationSet
-
+    for a two-tower run, whichever scores better on ``check`` (a ValidationSet over all
+    validation rows, cold ones included); both figures and the choice go to
+    ``fitted.info``. Other scorers are left alone."""
     scorer = fitted.scorer
     if settings.cold_item_scores != "auto" or not getattr(scorer, "calibrate_cold", False):
         return
     if scorer.untrained is None or not bool(scorer.untrained.any()):
         return
-    check = ValidationSet(scn.split, metric="ndcg", k=10, device=device)
     cal, raw = check(scorer), check(scorer.raw())
     keep = "raw" if raw > cal else "calibrated"
     fitted.info["cold_item_scores"] = {"chosen": keep, "val_calibrated": cal, "val_raw": raw}
@@ -262,7 +257,7 @@ def run_strategies(
     "queued"); otherwise they are created here. A failing strategy is recorded as failed
     and the others still run; cancellation marks the current run cancelled and stops.
     """
-    from recsys_core.evaluation.evaluate import EvalConfig, evaluate, validation_metric
+    from recsys_core.evaluation.evaluate import EvalConfig, ValidationSet, evaluate
 
     cb = callbacks or Callbacks()
     device = choose_device(request.device)
@@ -282,6 +277,9 @@ def run_strategies(
                     label=request.label,
                 )
             )
+    # Validation rows indexed once for the batch: every run's val_ndcg@10, and the
+    # choice of how new items are scored.
+    val_check = ValidationSet(scn.split, metric="ndcg", k=10, device=str(device))
     for run_id, name in zip(ids, request.strategies):
         strategy = get_strategy(name, request.options.get(name))
         store.set_status(run_id, "running")
@@ -300,10 +298,8 @@ def run_strategies(
             cb.check_cancel()
             # Validation score of every run, so comparisons can pick the best baseline
             # on validation rather than on test.
-            choose_cold_item_scores(fitted, scn, request.settings, str(device))
-            fitted.info["val_ndcg@10"] = validation_metric(
-                fitted.scorer, scn.split, metric="ndcg", k=10, device=str(device)
-            )
+            choose_cold_item_scores(fitted, val_check, request.settings)
+            fitted.info["val_ndcg@10"] = val_check(fitted.scorer)
             cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
             result = evaluate(
                 fitted.scorer,
@@ -386,7 +382,7 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
                 "domain": scn.item_domain,
                 "text": scn.texts,
                 # has target training interactions (else a cold item for this run)
-                "trained": np.isin(np.arange(scn.n_items), scn.split.train["item"].to_numpy()),
+                "trained": np.pad(scn.split.trained_items(), (0, scn.n_items - scn.split.n_items)),
             }
         ),
     )

@@ -438,7 +438,7 @@ def split_panel(scn) -> None:
         )
         st.dataframe(view, hide_index=True, width="stretch", key="data_segments_table")
         sp_ = scn.split
-        valid_cold = len(set(sp_.valid["item"].tolist()) - set(sp_.train["item"].tolist()))
+        valid_cold = len(sp_.valid_cold_items())
         st.caption(
             f"Training: {len(sp_.train):,} interactions · validation: {len(sp_.valid):,} · "
             f"items without training interactions: {len(sp_.cold_items):,} "

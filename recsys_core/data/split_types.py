@@ -139,6 +139,17 @@ class Split:
     def n_items(self) -> int:
         return len(self.item_map)
 
+    def trained_items(self) -> np.ndarray:
+        """bool (n_items,): items with at least one training interaction."""
+        out = np.zeros(self.n_items, dtype=bool)
+        out[self.train["item"].to_numpy(np.int64)] = True
+        return out
+
+    def valid_cold_items(self) -> np.ndarray:
+        """int64 sorted indices of the validation cold items: rows in valid, none in train."""
+        items = np.unique(self.valid["item"].to_numpy(np.int64))
+        return items[~self.trained_items()[items]]
+
     @property
     def warm_items(self) -> np.ndarray:
         """bool (n_items,): item has at least one training interaction."""

@@ -630,9 +630,7 @@ class ValidationSet:
         self.device = _resolve_device(device)
         valid = split.valid
         if rows == "warm-items" and len(valid):
-            trained = np.zeros(split.n_items, dtype=bool)
-            trained[split.train["item"].to_numpy(np.int64)] = True
-            valid = valid[trained[valid["item"].to_numpy(np.int64)]]
+            valid = valid[split.trained_items()[valid["item"].to_numpy(np.int64)]]
         users = np.unique(valid["user"].to_numpy(dtype=np.int64))
         if max_users is not None and max_users < len(users):
             rng = np.random.default_rng(seed)

@@ -310,9 +310,7 @@ class TwoTowerScorer:
 
 def untrained_target_items(scn: Scenario) -> torch.Tensor:
     """bool (n_target_items,): target items with no target training interaction."""
-    out = torch.ones(scn.n_target_items, dtype=torch.bool)
-    out[torch.as_tensor(scn.split.train["item"].to_numpy(np.int64).copy())] = False
-    return out
+    return torch.from_numpy(~scn.split.trained_items()[: scn.n_target_items])
 
 
 def make_validate(scorer: Any, scn: Scenario, device: torch.device):

@@ -85,7 +85,7 @@ class FusionStrategy(Strategy):
     summary = "Blend the target-only collaborative model with the text zero-shot model; weight chosen on validation."
 
     def fit(self, ctx: Context) -> Fitted:
-        from recsys_core.evaluation.evaluate import validation_metric
+        from recsys_core.evaluation.evaluate import ValidationSet
         from recsys_core.models.text_zero_shot import TextZeroShot
 
         cfg: FusionConfig = self.config  # type: ignore[assignment]
@@ -100,16 +100,11 @@ class FusionStrategy(Strategy):
         # two-tower's own scores for them is chosen on validation with beta: its rows
         # include validation cold items (SplitConfig.valid_cold_item_frac).
         fallbacks = (True, False) if bool(untrained.any()) else (False,)
+        check = ValidationSet(s.split, metric="ndcg", k=10, device=str(ctx.device))
         table = []
         for fb in fallbacks:
             for b in grid:
-                v = validation_metric(
-                    FusionScorer(base.scorer, text, b, untrained if fb else None),
-                    s.split,
-                    metric="ndcg",
-                    k=10,
-                    device=str(ctx.device),
-                )
+                v = check(FusionScorer(base.scorer, text, b, untrained if fb else None))
                 table.append({"beta": b, "text_fallback": fb, "val_ndcg@10": v})
         best = max(table, key=lambda r: r["val_ndcg@10"])
         return Fitted(

@@ -196,9 +196,9 @@ def test_auto_keeps_the_cold_item_scoring_that_validates_better(make_ctx):
     s = ctx.scenario
     fitted = get_strategy("target-only").fit(ctx)
     cal = fitted.scorer
-    choose_cold_item_scores(fitted, s, ctx.settings, "cpu")
-    got = fitted.info["cold_item_scores"]
     check = ValidationSet(s.split)
+    choose_cold_item_scores(fitted, check, ctx.settings)
+    got = fitted.info["cold_item_scores"]
     assert got["val_calibrated"] == check(cal) and got["val_raw"] == check(cal.raw())
     best = "raw" if got["val_raw"] > got["val_calibrated"] else "calibrated"
     assert got["chosen"] == best
@@ -208,5 +208,5 @@ def test_auto_keeps_the_cold_item_scoring_that_validates_better(make_ctx):
     assert len(warm.users) <= len(check.users) and warm.truth.nnz < check.truth.nnz
     # a fixed choice is left alone
     fixed = get_strategy("target-only").fit(make_ctx(cold_item_scores="raw"))
-    choose_cold_item_scores(fixed, s, make_ctx(cold_item_scores="raw").settings, "cpu")
+    choose_cold_item_scores(fixed, check, make_ctx(cold_item_scores="raw").settings)
     assert "cold_item_scores" not in fixed.info and not fixed.scorer.calibrate_cold
