@@ -193,6 +193,9 @@ def build_request(args: argparse.Namespace):
         strat, opt = key.split(".", 1)
         options.setdefault(strat, {})[opt.replace("-", "_")] = _coerce(value)
 
+    baselines = getattr(args, "baselines", None) or conf.get("baselines", "suite")
+    if isinstance(baselines, str) and baselines not in ("suite", "none"):
+        baselines = tuple(s.strip() for s in baselines.split(",") if s.strip())
     request = RunRequest(
         strategies=tuple(strategies),
         settings=ModelSettings(**settings),
@@ -200,6 +203,7 @@ def build_request(args: argparse.Namespace):
         device=args.device or conf.get("device", "auto"),
         n_boot=args.n_boot if args.n_boot is not None else conf.get("n_boot", 1000),
         label=args.label,
+        baselines=baselines,
     )
     return spec, split_config, history, request
 
@@ -237,8 +241,14 @@ class _Bar:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from recsys_core.pipeline import encode_scenario_text, load_scenario, run_strategies
+    from recsys_core.pipeline import (
+        encode_scenario_text,
+        load_scenario,
+        plan_request,
+        run_strategies,
+    )
     from recsys_core.runs.store import RunStore
+    from recsys_core.strategies.registry import needs_text
     from recsys_core.training.callbacks import Callbacks
     from recsys_core.training.device import choose_device
 
@@ -252,16 +262,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         scn = scenario_with_split_folder(scn, args.split)
     t_load = time.perf_counter() - t0
-    needs_text = any(
-        s != "popularity" for s in request.strategies
-    ) and request.settings.model not in ("bpr-mf",)
+    store = RunStore(args.store)
+    request = plan_request(request, scn, store)
     text = None
     t1 = time.perf_counter()
-    if needs_text:
+    # encode only what some strategy reads: the registry's declarations decide
+    if needs_text([n for n in request.strategies if n not in request.reuse], request.settings):
         device = choose_device(request.device)
         text = encode_scenario_text(scn, device=device.type, callbacks=cb)
     t_text = time.perf_counter() - t1
-    store = RunStore(args.store)
     outcomes = run_strategies(
         scn,
         request,
@@ -360,7 +369,11 @@ def add_split_flags(p: argparse.ArgumentParser, seed_help: str | None = None) ->
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """ModelSettings and the device."""
-    p.add_argument("--model", choices=["two-tower", "bpr-mf", "ease", "ials"])
+    from typing import get_args
+
+    from recsys_core.strategies.base import ModelName
+
+    p.add_argument("--model", choices=list(get_args(ModelName)))
     p.add_argument("--dim", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--source-epochs", type=int)
@@ -436,7 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_flags(r)
     add_split_flags(r)
-    r.add_argument("--strategy", help="one name or a comma-separated list")
+    from recsys_core.strategies.registry import STRATEGIES
+
+    r.add_argument(
+        "--strategy",
+        help="one name or a comma-separated list of: "
+        + ", ".join(f"{n} ({c.kind})" for n, c in STRATEGIES.items()),
+    )
+    r.add_argument(
+        "--baselines",
+        help="suite (the default): with any transfer strategy, also train (or reuse from "
+        "the store) every strong target-only baseline the verdict needs; none: only what "
+        "--strategy names; or a comma-separated list of baseline names",
+    )
     add_model_flags(r)
     add_strategy_flags(r)
     r.add_argument(

@@ -78,16 +78,6 @@ def _names(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _needs_text(names: list[str], model: str) -> bool:
-    """Whether any strategy reads item text (as ``run`` decides, minus the id-only ones)."""
-    no_text = {"popularity", "mapping"}
-    if model in ("ease", "ials"):
-        no_text.add("target-only")
-    if model == "bpr-mf":
-        return "text-zero-shot" in names
-    return any(n not in no_text for n in names)
-
-
 def _json_value(v):
     if isinstance(v, float) and math.isnan(v):
         return None
@@ -158,7 +148,9 @@ def cmd_curve(args: argparse.Namespace) -> int:
     scn = load_scenario(spec, split, history)
     device = choose_device(request.device)
     text = None
-    if _needs_text([*strategies, *baselines], request.settings.model):
+    from recsys_core.strategies.registry import needs_text
+
+    if needs_text([*strategies, *baselines], request.settings):
         text = encode_scenario_text(scn, device=device.type, callbacks=cb)
     df = what_if_curve(
         scn,

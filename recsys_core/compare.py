@@ -1,31 +1,79 @@
-"""Side-by-side metrics of stored runs with paired bootstrap deltas against a baseline.
+"""Side-by-side metrics of stored runs, paired deltas, and the verdict.
 
-The default baseline is the best *target-only* run on validation (popularity, text
-zero-shot, target-only with any model), not the weakest: a transfer gain only means
-something against the strongest model a user could train on the target alone.
+A transfer gain only means something against the strongest model a user could train on
+the target alone (DESIGN.md), and only if it survives the number of comparisons made.
+So, for one metric:
+
+* each segment has its own baseline: the best baseline-kind run *of that segment*
+  (on the segment itself, which can only favour the baseline), unless the caller fixes
+  one run for every segment;
+* every transfer run gets a paired delta against it: a bootstrap interval over the same
+  users, and a paired t-test p-value, which is not floored by the number of bootstrap
+  draws (the smallest bootstrap p with 1,000 draws, ~0.002, is above Holm's threshold
+  for 35 tests, 0.0014, so no claim could ever pass);
+* the family is every (transfer run, segment) pair tested for the metric; the verdict
+  claims a gain or a loss only where Holm's step-down correction (Holm 1979) keeps it at
+  a 5% family-wise error rate, and says how many comparisons were made.
+
+What is a baseline and what is a transfer strategy is asked of the registry, never of a
+list of names: an uploaded external run is neither.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
-from recsys_core.evaluation.bootstrap import paired_bootstrap_delta
+from recsys_core.evaluation.bootstrap import holm_adjust, paired_bootstrap_delta, paired_t_pvalue
 from recsys_core.evaluation.metrics import metric_column
+from recsys_core.strategies.registry import STRATEGIES, kind_of, suite_names
 
-BASELINE_STRATEGIES = ("popularity", "text-zero-shot", "target-only")
-TRANSFER_STRATEGIES = ("fine-tune", "distill", "adapt", "fusion", "mapping")
-"""What the verdict weighs; an uploaded 'external' run is neither baseline nor transfer."""
+FAMILY_ALPHA = 0.05
+"""Family-wise error rate of the verdict's claims."""
+
+NEAR_ZERO = 0.01
+"""Below this baseline value a relative change says nothing (+5675777844572%, issue 15):
+the verdict gives the absolute difference only."""
+
+
+def segment_name(seg: str) -> str:
+    """'cold_users_k3' -> 'cold users, k = 3': the words the CLI and reports print."""
+    if seg.startswith("cold_users_k"):
+        return f"cold users, k = {seg.removeprefix('cold_users_k')}"
+    return {
+        "all": "all users",
+        "warm_users": "warm users",
+        "cold_items": "cold items",
+        "cold_catalogue": "cold items among cold items",
+    }.get(seg, seg.replace("_", " "))
 
 
 def default_baseline(runs: list[dict]) -> str:
     """Run id of the baseline-kind run with the highest validation NDCG@10 (else the first)."""
-    cands = [r for r in runs if r.get("strategy") in BASELINE_STRATEGIES]
+    cands = [r for r in runs if kind_of(r.get("strategy", "")) == "baseline"]
     scored = [(r.get("extra", {}).get("info", {}).get("val_ndcg@10"), r) for r in cands]
     scored = [(v, r) for v, r in scored if v is not None and np.isfinite(v)]
     if scored:
         return max(scored, key=lambda t: t[0])[1]["run_id"]
     return runs[0]["run_id"]
+
+
+def _paired(per_user: dict, a_id: str, b_id: str, seg: str, col: str, n_boot: int, seed: int):
+    """(delta, low, high, p) of run a minus run b on one segment's common users, or None."""
+    pa, pb = per_user[a_id], per_user[b_id]
+    if col not in pa.columns or col not in pb.columns:
+        return None
+    a = pa[pa["segment"] == seg].set_index("user")[col]
+    b = pb[pb["segment"] == seg].set_index("user")[col]
+    common = a.index.intersection(b.index)
+    if not len(common):
+        return None
+    x, y = a.loc[common].to_numpy(), b.loc[common].to_numpy()
+    d, lo, hi, _ = paired_bootstrap_delta(x, y, n_boot=n_boot, seed=seed)
+    return d, lo, hi, paired_t_pvalue(x, y)
 
 
 def compare_runs(
@@ -37,14 +85,20 @@ def compare_runs(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (run, segment): value with 95% CI, and the paired delta to the baseline.
+    """One row per (run, segment): value with 95% CI, and paired deltas.
 
-    Columns: run_id, strategy, label, segment, metric, k, value, ci_low, ci_high, n_users,
-    baseline, delta, delta_low, delta_high, p_value, significant; and, for the verdict,
-    seg_baseline, seg_delta, seg_low, seg_high, seg_significant: the paired delta of each
-    transfer run against the *best baseline of that segment* (DESIGN.md: a gain counts only
-    against the best of the target-only models). Cold segments have no validation rows, so
-    that best is picked on the segment itself, which can only favour the baseline.
+    Args:
+        baseline: a run id to measure every segment against; None (the default) takes
+            the best baseline-kind run of each segment.
+
+    Returns:
+        Columns run_id, strategy, kind, label, segment, metric, k, value, ci_low,
+        ci_high, baseline, delta, delta_low, delta_high, p_value, significant (the
+        delta's 95% interval excludes 0), and for the verdict seg_baseline, seg_delta,
+        seg_low, seg_high, seg_p, seg_p_holm, seg_significant_raw, seg_significant: each
+        transfer run against the best baseline of its segment, with the Holm-adjusted
+        p-value over the family of all such pairs and the adjusted decision.
+        ``attrs["family_size"]`` holds the number of comparisons in the family.
     """
     if not run_ids:
         raise ValueError("choose at least one run to compare")
@@ -55,130 +109,187 @@ def compare_runs(
             "these runs were evaluated on different data or splits (their fingerprints differ); "
             "compare runs of one scenario and split only"
         )
-    base_id = baseline or default_baseline(runs)
-    if base_id not in run_ids:
-        raise ValueError(f"baseline {base_id!r} is not among the runs being compared")
+    if baseline is not None and baseline not in run_ids:
+        raise ValueError(f"baseline {baseline!r} is not among the runs being compared")
     col = metric_column(metric, k)
     per_user = {r: store.load_table(r, "per_user") for r in run_ids}
-    base = per_user[base_id]
     rows = []
     for run in runs:
-        rid = run["run_id"]
         summ = pd.DataFrame(run.get("metrics") or [])
         if summ.empty:
             continue
         sel = summ[(summ["metric"] == metric) & (summ["k"] == k)]
         for _, m in sel.iterrows():
-            seg = m["segment"]
-            row = {
-                "run_id": rid,
-                "strategy": run["strategy"],
-                "label": run.get("label"),
-                "segment": seg,
-                "metric": metric,
-                "k": k,
-                "value": m["value"],
-                "ci_low": m["ci_low"],
-                "ci_high": m["ci_high"],
-                "baseline": base_id,
-                "delta": np.nan,
-                "delta_low": np.nan,
-                "delta_high": np.nan,
-                "p_value": np.nan,
-                "significant": False,
-            }
-            if rid != base_id and col in per_user[rid].columns:
-                a = per_user[rid][per_user[rid]["segment"] == seg].set_index("user")[col]
-                b = base[base["segment"] == seg].set_index("user")[col]
-                common = a.index.intersection(b.index)
-                if len(common):
-                    d, lo, hi, p = paired_bootstrap_delta(
-                        a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot=n_boot, seed=seed
-                    )
-                    row.update(
-                        delta=d,
-                        delta_low=lo,
-                        delta_high=hi,
-                        p_value=p,
-                        significant=bool(lo > 0 or hi < 0),
-                    )
-            elif rid == base_id:
-                row.update(delta=0.0, delta_low=0.0, delta_high=0.0, p_value=1.0)
-            rows.append(row)
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "strategy": run["strategy"],
+                    "kind": kind_of(run["strategy"]) or "other",
+                    "label": run.get("label"),
+                    "segment": m["segment"],
+                    "metric": metric,
+                    "k": k,
+                    "value": m["value"],
+                    "ci_low": m["ci_low"],
+                    "ci_high": m["ci_high"],
+                }
+            )
     table = pd.DataFrame(rows)
-    return _segment_baselines(table, per_user, col, n_boot, seed)
-
-
-def _paired(per_user: dict, a_id: str, b_id: str, seg: str, col: str, n_boot: int, seed: int):
-    a = per_user[a_id][per_user[a_id]["segment"] == seg].set_index("user")[col]
-    b = per_user[b_id][per_user[b_id]["segment"] == seg].set_index("user")[col]
-    common = a.index.intersection(b.index)
-    if not len(common):
-        return None
-    return paired_bootstrap_delta(
-        a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot=n_boot, seed=seed
-    )
-
-
-def _segment_baselines(
-    table: pd.DataFrame, per_user: dict, col: str, n_boot: int, seed: int
-) -> pd.DataFrame:
-    """Add seg_* columns: each transfer run against the best baseline run of its segment."""
-    for c in ("seg_baseline", "seg_delta", "seg_low", "seg_high", "seg_significant"):
-        table[c] = None if c == "seg_baseline" else (False if c == "seg_significant" else np.nan)
+    table.attrs["runs"] = runs
     if table.empty:
         return table
+    out = []
     for seg, g in table.groupby("segment", sort=False):
-        bases = g[g["strategy"].isin(BASELINE_STRATEGIES)]
-        if bases.empty:
-            continue
-        best = bases.sort_values("value", ascending=False).iloc[0]["run_id"]
+        g = g.copy()
+        bases = g[g["kind"] == "baseline"]
+        seg_best = (
+            bases.sort_values("value", ascending=False).iloc[0]["run_id"] if len(bases) else None
+        )
+        base = baseline or seg_best or g.iloc[0]["run_id"]
+        g["baseline"], g["seg_baseline"] = base, seg_best
+        for c in ("delta", "delta_low", "delta_high", "p_value", "seg_delta", "seg_low",
+                  "seg_high", "seg_p"):  # fmt: skip
+            g[c] = np.nan
+        g["significant"] = False
         for idx, r in g.iterrows():
-            table.at[idx, "seg_baseline"] = best
-            if r["strategy"] not in TRANSFER_STRATEGIES or col not in per_user[r["run_id"]].columns:
-                continue
-            res = _paired(per_user, r["run_id"], best, seg, col, n_boot, seed)
-            if res is None:
-                continue
-            d, lo, hi, _ = res
-            table.at[idx, "seg_delta"], table.at[idx, "seg_low"], table.at[idx, "seg_high"] = (
-                d,
-                lo,
-                hi,
-            )
-            table.at[idx, "seg_significant"] = bool(lo > 0 or hi < 0)
+            rid = r["run_id"]
+            if rid == base:
+                g.loc[idx, ["delta", "delta_low", "delta_high", "p_value"]] = [0.0, 0.0, 0.0, 1.0]
+            else:
+                res = _paired(per_user, rid, base, seg, col, n_boot, seed)
+                if res is not None:
+                    g.loc[idx, ["delta", "delta_low", "delta_high", "p_value"]] = list(res)
+                    g.loc[idx, "significant"] = bool(res[1] > 0 or res[2] < 0)
+            if r["kind"] == "transfer" and seg_best is not None:
+                res = (
+                    (g.loc[idx, "delta"], g.loc[idx, "delta_low"], g.loc[idx, "delta_high"],
+                     g.loc[idx, "p_value"])
+                    if base == seg_best
+                    else _paired(per_user, rid, seg_best, seg, col, n_boot, seed)
+                )  # fmt: skip
+                if res is not None:
+                    g.loc[idx, ["seg_delta", "seg_low", "seg_high", "seg_p"]] = list(res)
+        out.append(g)
+    table = pd.concat(out, ignore_index=True)
+    table["seg_p_holm"] = holm_adjust(table["seg_p"].to_numpy(dtype=np.float64))
+    table["seg_significant_raw"] = (table["seg_low"] > 0) | (table["seg_high"] < 0)
+    table["seg_significant"] = table["seg_p_holm"] <= FAMILY_ALPHA
+    table.attrs["family_size"] = int(np.isfinite(table["seg_p"].to_numpy(np.float64)).sum())
+    table.attrs["runs"] = runs
     return table
 
 
-def verdict(table: pd.DataFrame) -> list[str]:
-    """Plain-language answer per segment: does any transfer strategy beat the best
-    baseline *of that segment* beyond its 95% paired interval, and by how much?"""
-    out = []
+@dataclass(frozen=True)
+class VerdictLine:
+    """One segment's answer: ``kind`` is gain, loss (the best baseline is better), or
+    none (no difference that survives the correction)."""
+
+    segment: str
+    kind: Literal["gain", "loss", "none"]
+    text: str
+
+
+def _n(n: int) -> str:
+    return f"{n} comparison{'s' if n != 1 else ''}"
+
+
+def _p(p: float) -> str:
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.2g}"
+
+
+def _rel(delta: float, base: float) -> str:
+    return f" ({delta / base:+.0%})" if base >= NEAR_ZERO else ""
+
+
+def verdict_lines(table: pd.DataFrame) -> list[VerdictLine]:
+    """Plain-language answer per segment, from the Holm-adjusted decisions."""
+    out: list[VerdictLine] = []
     if table.empty or "seg_baseline" not in table.columns:
         return out
     metric = f"{table['metric'].iloc[0].upper()}@{table['k'].iloc[0]}"
+    n = table.attrs.get("family_size", int(table["seg_p"].notna().sum()))
     for seg, g in table.groupby("segment", sort=False):
-        t = g[g["strategy"].isin(TRANSFER_STRATEGIES) & g["seg_delta"].notna()]
+        t = g[(g["kind"] == "transfer") & g["seg_delta"].notna()]
         if t.empty:
             continue
-        base_id = g["seg_baseline"].iloc[0]
-        base = g[g["run_id"] == base_id].iloc[0]
+        base = g[g["run_id"] == g["seg_baseline"].iloc[0]].iloc[0]
+        against = f"the best baseline, {base['strategy']} ({base['value']:.4f})"
+        name = segment_name(seg)
         wins = t[t["seg_significant"].astype(bool) & (t["seg_delta"] > 0)]
         if len(wins):
-            best = wins.sort_values("seg_delta", ascending=False).iloc[0]
-            rel = best["seg_delta"] / max(base["value"], 1e-12)
-            out.append(
-                f"{seg}: {best['strategy']} beats the best baseline ({base['strategy']}) by "
-                f"{best['seg_delta']:+.4f} {metric} ({rel:+.0%}; 95% CI {best['seg_low']:+.4f} "
-                f"to {best['seg_high']:+.4f})."
+            w = wins.sort_values("seg_delta", ascending=False).iloc[0]
+            text = (
+                f"{name}: {w['strategy']} beats {against} by {w['seg_delta']:+.4f} {metric}"
+                f"{_rel(w['seg_delta'], base['value'])}, 95% CI {w['seg_low']:+.4f} to "
+                f"{w['seg_high']:+.4f}; it holds after correcting for {_n(n)} "
+                f"(Holm-adjusted {_p(w['seg_p_holm'])})."
             )
+            out.append(VerdictLine(seg, "gain", text))
+            continue
+        top = t.sort_values("seg_delta", ascending=False).iloc[0]
+        if bool(top["seg_significant"]) and top["seg_delta"] < 0:
+            text = (
+                f"{name}: no gain from transfer; {base['strategy']} ({base['value']:.4f}) is "
+                f"better than every transfer strategy, the closest being {top['strategy']} "
+                f"at {top['seg_delta']:+.4f} (Holm-adjusted {_p(top['seg_p_holm'])})."
+            )
+            out.append(VerdictLine(seg, "loss", text))
+        elif bool(top["seg_significant_raw"]) and top["seg_delta"] > 0:
+            text = (
+                f"{name}: no measurable gain over {against}: {top['strategy']} is ahead by "
+                f"{top['seg_delta']:+.4f} (95% CI {top['seg_low']:+.4f} to "
+                f"{top['seg_high']:+.4f}), but not after correcting for {_n(n)} "
+                f"(Holm-adjusted {_p(top['seg_p_holm'])})."
+            )
+            out.append(VerdictLine(seg, "none", text))
         else:
-            top = t.sort_values("value", ascending=False).iloc[0]
-            worse = bool(top["seg_significant"]) and top["seg_delta"] < 0
-            tail = f"; {base['strategy']} is better here" if worse else ""
-            out.append(
-                f"{seg}: no measurable gain from transfer over the best baseline ({base['strategy']}){tail}."
+            text = (
+                f"{name}: no measurable gain from transfer over {against}; the best "
+                f"transfer strategy, {top['strategy']}, differs by {top['seg_delta']:+.4f} "
+                f"(95% CI {top['seg_low']:+.4f} to {top['seg_high']:+.4f})."
             )
+            out.append(VerdictLine(seg, "none", text))
+    return out
+
+
+def verdict(table: pd.DataFrame) -> list[str]:
+    """The verdict's sentences (see :func:`verdict_lines`)."""
+    return [v.text for v in verdict_lines(table)]
+
+
+def verdict_context(table: pd.DataFrame) -> list[str]:
+    """What the verdict was measured against, how many comparisons it weighed, which
+    suite baselines are missing, and why segments must not be compared with each other."""
+    if table.empty or "kind" not in table.columns:
+        return []
+    trained = list(dict.fromkeys(table.loc[table["kind"] == "baseline", "strategy"]))
+    n_transfer = table.loc[table["kind"] == "transfer", "run_id"].nunique()
+    if not n_transfer:
+        return []
+    out = [f"Measured against: {', '.join(trained) or 'no baseline'}."]
+    runs = table.attrs.get("runs") or []
+    links = ((runs[0].get("config") or {}).get("links") or {}) if runs else {}
+    has_text = bool(links.get("text_available", True))
+    missing = [n for n in suite_names(has_text) if n not in trained]
+    if missing:
+        names = ", ".join(STRATEGIES[n].name for n in missing)
+        out.append(
+            f"Not trained: {names}. A gain may not survive a stronger baseline; train the "
+            "baseline suite (the default) on the same split."
+        )
+    n = table.attrs.get("family_size", int(table["seg_p"].notna().sum()))
+    n_seg = table.loc[table["seg_p"].notna(), "segment"].nunique()
+    out.append(
+        f"{n} comparisons ({n_transfer} transfer run{'s' if n_transfer != 1 else ''} x "
+        f"{n_seg} segment{'s' if n_seg != 1 else ''}): a gain or loss is claimed only if it "
+        f"holds after Holm's correction at a {FAMILY_ALPHA:.0%} family-wise error rate "
+        "(paired t-test over users; the intervals are paired bootstraps)."
+    )
+    out.append(
+        "Segments hold different users with different test rows (a cold user is tested on "
+        "everything after their support items, a warm user on their last 10%), so compare "
+        "strategies within a segment, not values across segments."
+    )
     return out
 
 
@@ -186,11 +297,13 @@ def format_comparison(table: pd.DataFrame) -> str:
     """A text table for the CLI: value [CI] and delta [CI] with * for significant."""
     if table.empty:
         return "nothing to compare (runs without metrics?)"
+    fixed = table["baseline"].nunique() == 1 and table["seg_baseline"].ne(table["baseline"]).any()
     lines = [
-        f"baseline: {table['baseline'].iloc[0]}   metric: {table['metric'].iloc[0]}@{table['k'].iloc[0]}"
+        f"metric: {table['metric'].iloc[0]}@{table['k'].iloc[0]}   deltas against: "
+        + (table["baseline"].iloc[0] if fixed else "the best baseline of each segment")
     ]
     for seg, g in table.groupby("segment", sort=False):
-        lines.append(f"\n[{seg}]")
+        lines.append(f"\n[{segment_name(seg)}]  baseline: {g['baseline'].iloc[0]}")
         for _, r in g.iterrows():
             d = ""
             if r["run_id"] != r["baseline"] and np.isfinite(r["delta"]):
@@ -203,4 +316,6 @@ def format_comparison(table: pd.DataFrame) -> str:
     if v:
         lines.append("\nverdict:")
         lines += [f"  {x}" for x in v]
+        lines += [f"  {x}" for x in verdict_context(table)]
+    lines.append("\n* the paired 95% interval of the delta excludes 0 (not corrected).")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ model.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -21,7 +22,8 @@ from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
 from recsys_core.strategies.base import Context, Fitted, ModelSettings
-from recsys_core.strategies.registry import STRATEGIES, get_strategy
+from recsys_core.strategies.prior import PriorBlendScorer, choose_prior_weights
+from recsys_core.strategies.registry import STRATEGIES, get_strategy, suite_names
 from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
 from recsys_core.training.device import choose_device, describe_device
 
@@ -164,6 +166,11 @@ def choose_cold_item_scores(fitted: Fitted, check, settings: ModelSettings) -> N
         fitted.scorer = scorer.raw()
 
 
+def scenario_has_text(scn: Scenario) -> bool:
+    """Whether either domain has item text fields to encode."""
+    return bool(scn.target.text_fields) or (scn.source is not None and bool(scn.source.text_fields))
+
+
 def encode_scenario_text(
     scn: Scenario,
     device: str = "cpu",
@@ -174,10 +181,7 @@ def encode_scenario_text(
 
     None when neither domain has item text (id-only data).
     """
-    has_text = bool(scn.target.text_fields) or (
-        scn.source is not None and bool(scn.source.text_fields)
-    )
-    if not has_text:
+    if not scenario_has_text(scn):
         return None
     from recsys_core.text.cache import EmbeddingCache
 
@@ -212,6 +216,14 @@ class RunRequest:
     device: str = "auto"
     n_boot: int = 1000
     label: str | None = None
+    baselines: str | tuple[str, ...] = "suite"
+    """"suite": whenever a transfer strategy is requested, the strong target-only
+    baselines (every registry strategy with ``in_suite``) are trained beside it on the
+    same split, or reused from the store (issue 10: a verdict is only as strong as its
+    baselines); "none": only what was asked; or a tuple of baseline names."""
+    reuse: dict = field(default_factory=dict)
+    """strategy name -> run id of a finished run in the store with the same data, split
+    and settings, reused instead of retrained (filled by :func:`plan_request`)."""
 
     def __post_init__(self) -> None:
         if not self.strategies:
@@ -221,6 +233,19 @@ class RunRequest:
             raise ValueError(
                 f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}"
             )
+        b = self.baselines
+        if isinstance(b, str) and b not in ("suite", "none"):
+            raise ValueError(
+                f"baselines must be 'suite', 'none' or a list of baseline names, not {b!r}"
+            )
+        if not isinstance(b, str):
+            object.__setattr__(self, "baselines", tuple(b))
+            bad = [n for n in b if n not in STRATEGIES or STRATEGIES[n].kind != "baseline"]
+            if bad:
+                base = [n for n, c in STRATEGIES.items() if c.kind == "baseline"]
+                raise ValueError(
+                    f"{bad[0]!r} is not a baseline strategy; baselines: {', '.join(base)}"
+                )
         for name in self.strategies:  # validate options now, before anything trains
             get_strategy(name, self.options.get(name))
         if not 0 <= self.n_boot <= 100_000:
@@ -237,9 +262,75 @@ class RunOutcome:
     metrics: list[dict]
     info: dict
     error: str | None = None
+    reused: bool = False
+    """a finished baseline run of the store, with the same data, split and settings, was
+    reused instead of retrained."""
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+ENGINE_VERSION = 2
+"""Bumped when the same settings would give different figures (2: the popularity prior
+for short histories, cold-catalogue metrics), so older runs are never reused."""
+
+
+def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
+    """The request with its baseline suite added and reusable runs found.
+
+    With ``baselines="suite"`` and at least one transfer strategy, every suite baseline
+    that can run on ``scn`` is put first (the verdict needs them); a tuple adds those
+    names. With a ``store``, each added baseline with a finished run of the same data,
+    split and settings is reused instead of retrained. Returns a request whose
+    ``baselines`` is "none" (planning twice adds nothing).
+    """
+    names = list(request.strategies)
+    has_text = scenario_has_text(scn)
+    if request.baselines == "suite":
+        wanted = (
+            suite_names(has_text) if any(STRATEGIES[n].kind == "transfer" for n in names) else []
+        )
+    elif request.baselines == "none":
+        wanted = []
+    else:
+        wanted = list(request.baselines)
+    added = [
+        n for n in wanted if n not in names and STRATEGIES[n].unavailable(scn, has_text) is None
+    ]
+    reuse = dict(request.reuse)
+    if store is not None:
+        for n in added:
+            rid = reusable_run(store, scn, request, n)
+            if rid is not None:
+                reuse[n] = rid
+    # baselines first (registry order), so transfer runs can reuse what they trained
+    first = [
+        n for n in STRATEGIES if n in added or (n in names and STRATEGIES[n].kind == "baseline")
+    ]
+    rest = [n for n in names if n not in first]
+    return replace(request, strategies=tuple(first + rest), baselines="none", reuse=reuse)
+
+
+def _reuse_key(config: dict) -> str:
+    keep = {k: v for k, v in config.items() if k not in ("device", "spec")}
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+def reusable_run(store, scn: Scenario, request: RunRequest, name: str) -> str | None:
+    """Run id of a finished run of ``name`` with this data, split and settings, or None."""
+    runs = store.list_runs(status="done")
+    if runs.empty:
+        return None
+    fp = scn.fingerprint()
+    cands = runs[(runs["strategy"] == name) & (runs["data_fingerprint"] == fp)]
+    want = _reuse_key(run_config(scn, request, name))
+    for rid in cands["run_id"]:
+        try:
+            if _reuse_key(store.get_run(rid)["config"]) == want and store.list_artifacts(rid):
+                return str(rid)
+        except (KeyError, OSError):  # a run deleted meanwhile, a broken folder
+            continue
+    return None
 
 
 def run_strategies(
@@ -269,7 +360,8 @@ def run_strategies(
     for n, name in enumerate(request.strategies):
         if n >= len(ids):
             ids.append(
-                store.create_run(
+                request.reuse.get(name)
+                or store.create_run(
                     name,
                     scn.name,
                     run_config(scn, request, name),
@@ -280,7 +372,13 @@ def run_strategies(
     # Validation rows indexed once for the batch: every run's val_ndcg@10, and the
     # choice of how new items are scored.
     val_check = ValidationSet(scn.split, metric="ndcg", k=10, device=str(device))
+    counts = np.bincount(
+        scn.split.train["item"].to_numpy(np.int64), minlength=scn.n_target_items
+    ).astype(np.float32)
     for run_id, name in zip(ids, request.strategies):
+        if request.reuse.get(name) == run_id:
+            outcomes.append(_reused_outcome(store, run_id, name))
+            continue
         strategy = get_strategy(name, request.options.get(name))
         store.set_status(run_id, "running")
         t0 = time.perf_counter()
@@ -293,12 +391,27 @@ def run_strategies(
             on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log
         )
         try:
-            fitted = strategy.fit(ctx)
-            t_fit = time.perf_counter() - t0
+            strategy.check(ctx)
+            # A copy: strategies cache their Fitted per process (fusion reuses
+            # target-only's), and the choices below must not leak from one run into
+            # the next (issue 10: fusion's base changed its cold-item scoring because
+            # target-only ran earlier in the same call).
+            fitted = copy.copy(strategy.fit(ctx))
+            fitted.info = dict(fitted.info)
             cb.check_cancel()
             # Validation score of every run, so comparisons can pick the best baseline
             # on validation rather than on test.
             choose_cold_item_scores(fitted, val_check, request.settings)
+            if strategy.blends_prior and scn.split.support:
+                weights, table = choose_prior_weights(
+                    fitted.scorer, scn.split, counts, sorted(scn.split.support),
+                    seed=request.settings.seed,
+                )  # fmt: skip
+                fitted.info["popularity_prior"] = {str(k): w for k, w in weights.items()}
+                fitted.info["popularity_prior_validation"] = table
+                if any(w > 0 for w in weights.values()):
+                    fitted.scorer = PriorBlendScorer(fitted.scorer, counts, weights)
+            t_fit = time.perf_counter() - t0
             fitted.info["val_ndcg@10"] = val_check(fitted.scorer)
             cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
             result = evaluate(
@@ -336,9 +449,18 @@ def run_strategies(
     return outcomes
 
 
+def _reused_outcome(store, run_id: str, name: str) -> RunOutcome:
+    r = store.get_run(run_id)
+    info = r.get("extra", {}).get("info", {})
+    dev = info.get("device", "")
+    return RunOutcome(run_id, name, "done", dev, dict(r.get("seconds") or {}), r["metrics"], info,
+                      reused=True)  # fmt: skip
+
+
 def run_config(scn: Scenario, request: RunRequest, name: str) -> dict:
     """Everything that defines a run, as JSON (stored with it)."""
     return {
+        "engine": ENGINE_VERSION,
         "strategy": name,
         "options": get_strategy(name, request.options.get(name)).config.to_dict(),
         "settings": asdict(request.settings),
@@ -390,3 +512,16 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
 
 def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def typical_seconds(store, names: list[str]) -> dict[str, float | None]:
+    """Median total seconds of the store's finished runs of each strategy (None when it
+    has none): the time estimates the app shows before training."""
+    out: dict[str, float | None] = dict.fromkeys(names)
+    runs = store.list_runs(status="done")
+    for n in names:
+        ids = list(runs.loc[runs["strategy"] == n, "run_id"][:20])
+        secs = [store.get_run(r).get("seconds", {}).get("total") for r in ids]
+        secs = [float(x) for x in secs if isinstance(x, int | float)]
+        out[n] = float(np.median(secs)) if secs else None
+    return out

@@ -31,7 +31,7 @@ def test_run_json_lines_shape(capsys, tmp_path, toy_files):
         "--source", toy_files["source"], "--source-items", toy_files["source_items"],
         "--strategy", "popularity,fine-tune", "--dim", "8", "--epochs", "2", "--source-epochs", "1",
         "--cold-ks", "0,1,3", "--cold-users", "0.2", "--n-boot", "20", "--device", "cpu",
-        "--store", store, "--json", "--quiet",
+        "--store", store, "--json", "--quiet", "--baselines", "none",
     )  # fmt: skip
     assert code == 0, out
     lines = [json.loads(x) for x in out.strip().splitlines()]
@@ -51,7 +51,51 @@ def test_run_json_lines_shape(capsys, tmp_path, toy_files):
     code, out, _ = run_cli(
         capsys, "compare", lines[0]["run_id"], lines[1]["run_id"], "--store", store
     )
-    assert code == 0 and "delta" in out and "warm_users" in out
+    assert code == 0 and "delta" in out and "[warm users]" in out
+
+
+def test_run_trains_the_baseline_suite_by_default_and_reuses_it(capsys, tmp_path, toy_files):
+    store = str(tmp_path / "store")
+    argv = [
+        "run", "--target", toy_files["target"], "--target-items", toy_files["target_items"],
+        "--strategy", "fusion", "--dim", "8", "--epochs", "2", "--cold-ks", "0,1,3",
+        "--cold-users", "0.2", "--n-boot", "20", "--device", "cpu", "--store", store,
+        "--json", "--quiet",
+    ]  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0, out
+    first = [json.loads(x) for x in out.strip().splitlines()]
+    from recsys_core.strategies.registry import suite_names
+
+    assert [x["strategy"] for x in first] == [*suite_names(True), "fusion"]
+    assert not any(x["reused"] for x in first)
+    code, out, _ = run_cli(capsys, *argv)
+    second = [json.loads(x) for x in out.strip().splitlines()]
+    assert [x["reused"] for x in second] == [True] * len(suite_names(True)) + [False]
+    assert [x["run_id"] for x in second[:-1]] == [x["run_id"] for x in first[:-1]]
+    # the verdict of a comparison names what it was measured against
+    ids = [x["run_id"] for x in second]
+    code, out, _ = run_cli(capsys, "compare", *ids, "--store", store)
+    assert code == 0 and "Measured against: " + ", ".join(suite_names(True)) in out
+    assert "comparisons (1 transfer run x" in out
+
+
+def test_bpr_mf_with_text_strategies_encodes_the_text(capsys, tmp_path, toy_files):
+    """Issue 11: the CLI skipped text encoding for --model bpr-mf, so text-zero-shot and
+    fusion failed with "needs item text" although titles were given."""
+    code, out, err = run_cli(
+        capsys,
+        "run", "--target", toy_files["target"], "--target-items", toy_files["target_items"],
+        "--strategy", "text-zero-shot,fusion", "--model", "bpr-mf", "--dim", "8",
+        "--epochs", "2", "--n-boot", "20", "--device", "cpu",
+        "--store", str(tmp_path / "s"), "--json", "--quiet", "--baselines", "none",
+    )  # fmt: skip
+    lines = [json.loads(x) for x in out.strip().splitlines()]
+    assert code == 0, err
+    assert [(x["strategy"], x["status"]) for x in lines] == [
+        ("text-zero-shot", "done"),
+        ("fusion", "done"),
+    ]
 
 
 def test_run_from_toml_config(capsys, tmp_path, toy_files):

@@ -99,22 +99,17 @@ def pick_runs(store):
     if not ids:
         st.info("Choose at least one run.")
         return None
-    from recsys_core.compare import default_baseline
-
     full = [store.get_run(r) for r in ids]
-    base_default = default_baseline(full)
+    per_segment = "best baseline of each segment"
     baseline = st.selectbox(
         "baseline",
-        ids,
-        index=ids.index(base_default),
-        format_func=lambda r: (
-            names[r] + ("  (default: best baseline on validation)" if r == base_default else "")
-        ),
+        [per_segment, *ids],
+        format_func=lambda r: r if r == per_segment else names[r],
         key="compare_baseline",
-        help="Deltas are paired bootstrap differences against this run. The default is the baseline-kind run "
-        "with the best validation NDCG@10, not the weakest.",
+        help="Deltas are paired bootstrap differences against this. The default measures "
+        "each segment against its own best baseline, as the verdict does.",
     )
-    return full, names, baseline, metric, int(k)
+    return full, names, None if baseline == per_segment else baseline, metric, int(k)
 
 
 EXTERNAL_HELP = (
@@ -201,9 +196,9 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
 
 
 def pretty_verdict(line: str) -> str:
-    """'cold_users_k3: ...' -> '**Cold users, k=3**: ...' (the engine's sentence kept)."""
+    """'cold users, k = 3: ...' -> '**cold users, k = 3**: ...' (the engine's sentence)."""
     seg, sep, rest = line.partition(": ")
-    return f"**{charts.segment_label(seg)}**: {rest}" if sep else line
+    return f"**{seg}**: {rest}" if sep else line
 
 
 def table_view(table: pd.DataFrame, names: dict) -> pd.DataFrame:
@@ -292,7 +287,7 @@ store = state.store()
 picked = pick_runs(store)
 if picked is not None:
     full, names, baseline, metric, k = picked
-    from recsys_core.compare import compare_runs, verdict
+    from recsys_core.compare import compare_runs, verdict_context, verdict_lines
 
     try:
         with st.spinner("Bootstrapping the deltas…"):
@@ -303,15 +298,16 @@ if picked is not None:
         show_error(exc, "comparison")
         table = None
     if table is not None and not table.empty:
-        lines = verdict(table)
+        lines = verdict_lines(table)
         st.subheader("Verdict")
         if lines:
-            wins = [pretty_verdict(x) for x in lines if "beats the baseline" in x]
-            rest = [pretty_verdict(x) for x in lines if "beats the baseline" not in x]
+            wins = [pretty_verdict(v.text) for v in lines if v.kind == "gain"]
+            rest = [pretty_verdict(v.text) for v in lines if v.kind != "gain"]
             if wins:
                 st.success("\n".join(f"- {x}" for x in wins), icon=":material/trending_up:")
             if rest:
                 st.info("\n".join(f"- {x}" for x in rest), icon=":material/trending_flat:")
+            st.caption("  \n".join(verdict_context(table)))
         else:
             st.info(
                 "No transfer strategy among the chosen runs: add one to get a verdict.",
@@ -335,8 +331,13 @@ if picked is not None:
             key="compare_table",
         )  # fmt: skip
         st.caption(
-            f"{METRICS[metric]}@{k}. ▲/▼: the paired 95% interval of the delta excludes zero. "
-            f"Baseline: {names[baseline]}."
+            f"{METRICS[metric]}@{k}. ▲/▼: the paired 95% interval of the delta excludes zero "
+            "(one test; the verdict above corrects for the number of comparisons). "
+            + (
+                f"Baseline: {names[baseline]}, in every segment."
+                if baseline
+                else "Baseline: the best baseline of each segment (marked)."
+            )
         )
         metrics_all = stacked_metrics(full)
         figs = [("Metric by segment", charts.metric_by_segment(table, names))]
@@ -414,10 +415,16 @@ if picked is not None:
             key="compare_csv_all",
         )
         scenario_name = full[0].get("scenario", "")
-        subtitle = f"{METRICS[metric]}@{k} · baseline {names[baseline]} · {len(full)} runs"
+        against = names[baseline] if baseline else "best baseline of each segment"
+        subtitle = f"{METRICS[metric]}@{k} · baseline {against} · {len(full)} runs"
+        report_lines = [v.text for v in lines] + verdict_context(table)
 
         def report(
-            title=f"Transfer report: {scenario_name}", sub=subtitle, v=view, ls=lines, fs=figs
+            title=f"Transfer report: {scenario_name}",
+            sub=subtitle,
+            v=view,
+            ls=report_lines,
+            fs=figs,
         ) -> bytes:
             # Built on click, in Streamlit's download thread (plotly.js is inlined: ~5 MB).
             return html_report(title, sub, v, ls, fs).encode()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.strategies.registry import kind_of
 from ui import charts, state
 from ui.components import (
     done_runs,
@@ -86,9 +87,7 @@ def choose(store):
     records = runs.to_dict("records")
     names = run_names(records)
     by_id = {r["run_id"]: r for r in records}
-    transfer_first = sorted(
-        records, key=lambda r: r["strategy"] in ("popularity", "target-only", "text-zero-shot")
-    )
+    transfer_first = sorted(records, key=lambda r: kind_of(r["strategy"]) == "baseline")
     c = st.columns([2, 2])
     rid = c[0].selectbox(
         "run",

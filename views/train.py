@@ -52,13 +52,8 @@ def has_text(scn) -> bool:
 
 
 def availability(name: str, scn) -> str | None:
-    """Why a strategy cannot run on this scenario, or None."""
-    cls = STRATEGIES[name]
-    if cls.needs_source and not scn.has_source:
-        return "needs a source domain"
-    if name in ("text-zero-shot", "fusion") and not has_text(scn):
-        return "needs item text"
-    return None
+    """Why a strategy cannot run on this scenario (the strategy class says), or None."""
+    return STRATEGIES[name].unavailable(scn, has_text(scn))
 
 
 def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
@@ -70,6 +65,7 @@ def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
     with cols[0]:
         st.markdown("##### Baselines")
         st.caption("Every comparison is made against the best of these.")
+        suite = suite_panel(scn)
     with cols[1]:
         st.markdown("##### Transfer strategies")
         st.caption("Use the source domain or the pretrained text model.")
@@ -92,7 +88,33 @@ def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
                 if has_opts:
                     with st.expander(f"{name} options"):
                         options[name] = option_widgets(cls.Config, f"train_opt_{name}", columns=2)
-    return picked, options
+    return picked, options, suite
+
+
+def suite_panel(scn) -> bool:
+    """The pre-checked baseline suite: what it adds and roughly how long it takes."""
+    from recsys_core.pipeline import typical_seconds
+    from recsys_core.strategies.registry import suite_names
+
+    names = [n for n in suite_names(has_text(scn)) if availability(n, scn) is None]
+    seed("train_suite", True)
+    on = st.checkbox(
+        "**strong baselines (recommended)**",
+        key="train_suite",
+        help="With any transfer strategy, also train (or reuse, when the store already has "
+        "them for this data and these settings) every strong target-only baseline, so the "
+        "verdict compares against the best of them. Switch off only knowingly.",
+    )
+    secs = typical_seconds(state.store(), names)
+    known = [s for s in secs.values() if s is not None]
+    eta = f", about {sum(known) / 60:.0f} min on this machine" if known else ""
+    st.caption(
+        ("Adds " if on else "Off: the verdict may lack ")
+        + ", ".join(names)
+        + (eta if on else "")
+        + "."
+    )
+    return on
 
 
 def _option_fields(cls):
@@ -128,7 +150,7 @@ def settings_panel(device_info: dict | None):
     return values, device or "auto", int(n_boot), label.strip() or None
 
 
-def build_request(strategies, settings_values, options, device, n_boot, label):
+def build_request(strategies, settings_values, options, device, n_boot, label, suite=True):
     from recsys_core.pipeline import RunRequest
     from recsys_core.strategies.base import ModelSettings
 
@@ -140,6 +162,7 @@ def build_request(strategies, settings_values, options, device, n_boot, label):
         device=device,
         n_boot=n_boot,
         label=label,
+        baselines="suite" if suite else "none",
     )
 
 
@@ -219,8 +242,10 @@ def grid_panel(scn, settings_values, options, device, n_boot) -> None:
                         device,
                         n_boot,
                         f"{strat} · {opt}={v}",
+                        # the suite once, with the first value: later jobs reuse its runs
+                        suite=bool(st.session_state.get("train_suite", True)) and i == 0,
                     )
-                    for v in values
+                    for i, v in enumerate(values)
                 ]
             except Exception as exc:
                 show_error(exc, "grid settings")
@@ -351,7 +376,7 @@ else:
     st.markdown(
         f"Training on **{scn.name}** · {scn.n_target_users:,} target users · {scn.n_target_items:,} target items"
     )
-    picked, options = strategy_picker(scn)
+    picked, options, suite = strategy_picker(scn)
     device_info = state.jobs().device_info()
     settings_values, device, n_boot, label = settings_panel(device_info)
     go = st.button(
@@ -363,7 +388,7 @@ else:
     )
     if go:
         try:
-            req = build_request(picked, settings_values, options, device, n_boot, label)
+            req = build_request(picked, settings_values, options, device, n_boot, label, suite)
         except Exception as exc:
             show_error(exc, "settings")
         else:

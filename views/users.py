@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.strategies.registry import kind_of
 from ui import state
 from ui.components import (
     done_runs,
@@ -24,8 +25,6 @@ from ui.components import (
     show_error,
     show_flash,
 )
-
-BASELINES = ("popularity", "text-zero-shot", "target-only")
 
 
 def pick_runs(store, scn):
@@ -45,7 +44,8 @@ def pick_runs(store, scn):
     records = same.to_dict("records")
     names = run_names(records)
     ids = list(same["run_id"])
-    base = [r for r in ids if same.set_index("run_id").loc[r, "strategy"] in BASELINES]
+    kinds = same.set_index("run_id")["strategy"].map(kind_of)
+    base = [r for r in ids if kinds.loc[r] == "baseline"]
     other = [r for r in ids if r not in base]
     default = (other[:1] + base + other[1:])[
         :2

@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from recsys_core.strategies.registry import needs_text
 from ui import charts, state
 from ui.components import (
     curve_verdict,
@@ -42,17 +43,6 @@ TARGET_MODELS = {
     "ials": "iALS",
     "two-tower": "two-tower (as the transfer strategies)",
 }
-NO_TEXT = frozenset({"popularity", "mapping"})
-
-
-def needs_text(names: list[str], model: str) -> bool:
-    """Whether any chosen strategy reads the item text (then it is encoded first).
-
-    Transfer strategies always train the two-tower, which reads text; target-only reads
-    it only as the two-tower, not as EASE or iALS.
-    """
-    no_text = NO_TEXT | ({"target-only"} if model in ("ease", "ials") else set())
-    return any(n not in no_text for n in names)
 
 
 def choices():
@@ -187,7 +177,7 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
         should_cancel = cancel_flag.exists
         dev = choose_device(device)
         text = None
-        if needs_text([*strategies, *baselines], settings.model):
+        if needs_text([*strategies, *baselines], settings):
             files.write_progress(fraction=0.0, line="encoding item text", started=t0)
             text = encode_scenario_text(scn, dev.type, Callbacks(should_cancel=should_cancel))
         df = what_if_curve(

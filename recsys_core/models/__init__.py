@@ -141,10 +141,10 @@ def full_ranking_metrics(
 ) -> dict[str, float]:
     """NDCG@k and Recall@k over the whole catalogue, averaged over ``users``.
 
-    A small internal helper for tuning and benchmarks (the shared evaluation module is
-    the reference implementation). Items in ``exclude`` get score -inf before the top-k;
-    the ideal DCG uses ``min(|targets|, k)`` hits; Recall@k divides the hits by
-    ``|targets|`` (RecBole's definition). Users without targets are skipped.
+    Goes through the evaluation module's ranking and metrics (exact tie-breaking by item
+    index, the one ranking path of the product), so a hyper-parameter chosen here is
+    chosen on the same numbers the evaluation reports. Items in ``exclude`` are never
+    ranked; users without targets are skipped.
 
     Args:
         model: a scorer (``score(users, history) -> (B, n_items)`` tensor).
@@ -156,35 +156,22 @@ def full_ranking_metrics(
     Returns:
         ``{"ndcg@k": float, "recall@k": float, "users": int}``.
     """
-    import torch
+    from recsys_core.evaluation.metrics import ranking_metrics
+    from recsys_core.evaluation.ranking import topk_full_ranking
 
     users = np.asarray(users, dtype=np.int64)
-    n_targets = np.diff(targets.indptr)
-    keep = np.flatnonzero(n_targets > 0)
-    ndcg_sum, recall_sum = 0.0, 0.0
-    discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
-    for start in range(0, len(keep), batch_size):
-        rows = keep[start : start + batch_size]
-        scores = model.score(users[rows], history[rows]).to(torch.float32)
-        dev = scores.device
-        excl = exclude[rows].tocoo()
-        scores[
-            torch.from_numpy(excl.row).long().to(dev), torch.from_numpy(excl.col).long().to(dev)
-        ] = float("-inf")
-        top = torch.topk(scores, k=min(k, scores.shape[1]), dim=1).indices.cpu()
-        tgt = targets[rows]
-        dense_t = torch.zeros(len(rows), scores.shape[1], dtype=torch.bool)
-        tc = tgt.tocoo()
-        dense_t[torch.from_numpy(tc.row).long(), torch.from_numpy(tc.col).long()] = True
-        hits = torch.gather(dense_t, 1, top).to(torch.float64)  # (B, k)
-        d = discounts[: hits.shape[1]]
-        dcg = (hits * d).sum(1)
-        n_t = torch.from_numpy(n_targets[rows]).clamp(max=k)
-        idcg = torch.cumsum(d, 0)[n_t - 1]
-        ndcg_sum += float((dcg / idcg).sum())
-        recall_sum += float((hits.sum(1) / torch.from_numpy(n_targets[rows])).sum())
-    n = max(len(keep), 1)
-    return {f"ndcg@{k}": ndcg_sum / n, f"recall@{k}": recall_sum / n, "users": len(keep)}
+    keep = np.flatnonzero(np.diff(targets.indptr) > 0)
+    if len(keep) == 0:
+        return {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, "users": 0}
+    lists = topk_full_ranking(
+        model, users[keep], history[keep], exclude[keep], k, batch_size=batch_size
+    )
+    pu = ranking_metrics(lists, targets[keep], (k,), users=users[keep])
+    return {
+        f"ndcg@{k}": float(pu[f"ndcg@{k}"].mean()),
+        f"recall@{k}": float(pu[f"recall@{k}"].mean()),
+        "users": len(keep),
+    }
 
 
 def tune_on_validation(

@@ -436,6 +436,11 @@ class IALS:
             vecs[torch.from_numpy(cold).to(self.U.device)] = self.fold_in(hist)
         return vecs
 
+    def as_cold(self) -> _FoldInAll:
+        """This model folding every user in from the history it is given (its trained
+        rows of U unused): how a user it never saw would be scored."""
+        return _FoldInAll(self)
+
     @torch.no_grad()
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         """Scores ``user_vector . v_i`` for every item.
@@ -449,3 +454,13 @@ class IALS:
             float32 tensor (B, n_items) on ``config.device``; cold items score 0.
         """
         return (self.user_vectors(users, history) @ self.V.T).to(torch.float32)
+
+
+class _FoldInAll:
+    """:meth:`IALS.as_cold`: scores every user by fold-in (user index -1 is never known)."""
+
+    def __init__(self, model: IALS) -> None:
+        self.model = model
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
+        return self.model.score(np.full(len(np.asarray(users)), -1, dtype=np.int64), history)

@@ -223,8 +223,13 @@ class TwoTower(nn.Module):
         extra_history: sp.csr_matrix | None = None,
         device: torch.device | str = "cpu",
         untrained: torch.Tensor | None = None,
+        anonymous: bool = False,
     ) -> torch.Tensor:
         """(B, candidate_items) scores over the first ``candidate_items`` joint items.
+
+        ``anonymous``: score every user as a cold one, from ``history`` alone (no id
+        vector): how the popularity prior's weights are chosen on validation users
+        treated as cold (:mod:`recsys_core.strategies.prior`).
 
         ``history``: (B, candidate_items) target items known for each user;
         ``extra_history``: (B, n_items) further joint items (a shared user's source
@@ -243,7 +248,12 @@ class TwoTower(nn.Module):
             if extra_history is not None and extra_history.nnz:
                 es, ec = _pool(extra_history, item_vecs, item_vecs.device)
                 hsum, hcnt = hsum + es, hcnt + ec
-        uv = self.user_vectors_from_sum(u, hsum, hcnt)
+        if anonymous:
+            uv = torch.zeros(len(u), self.config.dim, device=item_vecs.device)
+            if hsum is not None:
+                uv = hsum / hcnt.clamp(min=1).unsqueeze(1)
+        else:
+            uv = self.user_vectors_from_sum(u, hsum, hcnt)
         scores = uv @ cand.T + bias
         if untrained is not None and self.use_text:
             scores = self._calibrate_untrained(uv, scores, untrained.to(scores.device))

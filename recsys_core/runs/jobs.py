@@ -46,28 +46,18 @@ log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
-TEXT_STRATEGIES = frozenset({"text-zero-shot", "fusion"})
-"""Strategies that read the item text whatever the model setting."""
-
 UNAVAILABLE_FINGERPRINT = "unavailable"
 """Data fingerprint of runs whose data could not be loaded."""
 
 
 def needs_text(request: RunRequest) -> bool:
-    """Whether any strategy of ``request`` reads the frozen item text vectors.
+    """Whether any strategy of ``request`` that will train reads the frozen item text
+    vectors (the strategies' own declarations decide: registry.needs_text); a request
+    made only of id-only strategies skips the text encoder (tens of seconds the first
+    time on a CPU)."""
+    from recsys_core.strategies.registry import needs_text as _needs
 
-    The two-tower model projects item text into every item vector; BPR-MF, EASE, iALS
-    and popularity are id-only, so a request made only of those skips the text encoder
-    (tens of seconds the first time on a CPU).
-    """
-    if any(s in TEXT_STRATEGIES for s in request.strategies):
-        return True
-    # fine-tune, distill and adapt always train the two-tower (with text unless the model
-    # is bpr-mf); target-only reads text only as the two-tower.
-    tower = request.settings.model != "bpr-mf"
-    if tower and any(s in ("fine-tune", "distill", "adapt") for s in request.strategies):
-        return True
-    return request.settings.model == "two-tower" and "target-only" in request.strategies
+    return _needs([n for n in request.strategies if n not in request.reuse], request.settings)
 
 
 @dataclass
@@ -179,6 +169,12 @@ class JobManager:
                 scenario = load_scenario(spec, split_config, source_history)
             except (DataError, ValueError, OSError) as exc:
                 load_error = str(exc)
+        if scenario is not None:
+            from recsys_core.pipeline import plan_request
+
+            # the baseline suite (and reusable runs) decided once, here, before the runs
+            # exist in the store, so the queue shows every run the job will make
+            request = plan_request(request, scenario, store)
         run_ids = self._create_runs(store, spec, request, scenario, load_error)
         with self._lock:
             job_id = f"job-{next(self._counter)}"
@@ -213,6 +209,9 @@ class JobManager:
         ids = []
         spec_dict = asdict(spec)
         for name in request.strategies:
+            if name in request.reuse:
+                ids.append(request.reuse[name])
+                continue
             if scenario is not None:
                 from recsys_core.pipeline import run_config
 

@@ -198,18 +198,74 @@ class StrategyConfig:
 
 
 class Strategy(ABC):
-    """Base contract. Subclasses set ``name``, ``Config``, ``kind`` and implement fit."""
+    """Base contract. Subclasses set ``name``, ``Config``, ``kind`` and implement fit.
+
+    What a strategy *is* is declared here, once, on its class; the pipeline, the CLI, the
+    app and the verdict ask :mod:`recsys_core.strategies.registry`, never a list of
+    names (issue 11). The contract tests check each declaration against behaviour.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
     kind: ClassVar[Literal["baseline", "transfer"]] = "transfer"
+    """baseline: trained on the target alone (what a transfer gain is measured against);
+    transfer: uses the source domain or a pretrained model's knowledge of the items."""
     needs_source: ClassVar[bool] = False
+    """refuses a scenario without a source domain."""
+    needs_shared_users: ClassVar[bool] = False
+    """refuses a scenario whose domains share no user."""
+    requires_text: ClassVar[bool] = False
+    """refuses to run without item text vectors."""
+    text_models: ClassVar[frozenset[str] | None] = frozenset({"two-tower", "ease", "ials"})
+    """models (``ModelSettings.model``) under which the strategy reads the item text;
+    None: never. The default is the two-tower family, whose text tower is off only for
+    bpr-mf (:meth:`ModelSettings.tower`)."""
+    in_suite: ClassVar[bool] = False
+    """trained automatically as part of the baseline suite whenever a comparison holds
+    a transfer strategy (``RunRequest.baselines="suite"``)."""
+    blends_prior: ClassVar[bool] = True
+    """its scorer gets the per-history-length popularity prior chosen on validation
+    (:mod:`recsys_core.strategies.prior`); off for popularity itself and for strategies
+    that already blend with it."""
     summary: ClassVar[str] = ""
 
     def __init__(self, config: StrategyConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
         if not isinstance(self.config, self.Config):
             raise TypeError(f"{self.name} takes a {self.Config.__name__}")
+
+    @classmethod
+    def reads_text(cls, settings: ModelSettings) -> bool:
+        """Whether a run under ``settings`` reads the frozen item text vectors."""
+        if cls.requires_text:
+            return True
+        return cls.text_models is not None and settings.model in cls.text_models
+
+    @classmethod
+    def unavailable(cls, scn: Scenario, has_text: bool) -> str | None:
+        """Why this strategy cannot run on ``scn`` (None if it can): one friendly sentence."""
+        if cls.needs_source and not scn.has_source:
+            return (
+                f"{cls.name} needs a source domain, but scenario '{scn.name}' has none; "
+                "pick a two-domain scenario (e.g. demo:ml1m-to-ml100k) or upload a source"
+            )
+        if cls.needs_shared_users and cls.needs_source and scn.has_source:
+            n_shared = scn.links.shared_users if scn.links is not None else 0
+            if not n_shared:
+                return (
+                    f"{cls.name} needs users present in both domains, but scenario "
+                    f"'{scn.name}' shares none; use a scenario with shared users "
+                    "(e.g. demo:ml1m-genres)"
+                )
+        if cls.requires_text and not has_text:
+            return f"{cls.name} needs item text; load an item table with titles"
+        return None
+
+    def check(self, ctx: Context) -> None:
+        """Raise the one friendly ValueError when the context lacks what fit needs."""
+        why = self.unavailable(ctx.scenario, ctx.text is not None)
+        if why:
+            raise ValueError(why)
 
     @abstractmethod
     def fit(self, ctx: Context) -> Fitted:
@@ -294,6 +350,7 @@ class TwoTowerScorer:
         self.source = scn.source_matrix() if (source_history and scn.has_source) else None
         self.calibrate_cold = calibrate_cold
         self.untrained = untrained_target_items(scn) if calibrate_cold else None
+        self.anonymous = False
 
     def raw(self) -> TwoTowerScorer:
         """This scorer without the cold-item calibration (shares the model)."""
@@ -301,10 +358,23 @@ class TwoTowerScorer:
         out.calibrate_cold, out.untrained = False, None
         return out
 
+    def as_cold(self) -> TwoTowerScorer:
+        """This scorer treating every user as never trained: no id vector, no source
+        history, only the target history it is given (shares the model)."""
+        out = copy.copy(self)
+        out.anonymous, out.source = True, None
+        return out
+
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         extra = self.source[users] if self.source is not None else None
         return self.model.score_users(
-            users, history, self.scn.n_target_items, extra, self.device, self.untrained
+            users,
+            history,
+            self.scn.n_target_items,
+            extra,
+            self.device,
+            self.untrained,
+            anonymous=self.anonymous,
         )
 
 

@@ -48,6 +48,9 @@ class PopularityStrategy(Strategy):
     name = "popularity"
     Config = PopularityConfig
     kind = "baseline"
+    text_models = None
+    in_suite = True
+    blends_prior = False  # it *is* the prior
     summary = "Everyone gets the most-interacted target items. Hard to beat for thin histories."
 
     def fit(self, ctx: Context) -> Fitted:
@@ -66,13 +69,14 @@ class TextZeroShotStrategy(Strategy):
     name = "text-zero-shot"
     Config = TextZeroShotConfig
     kind = "baseline"
+    requires_text = True
+    in_suite = True
     summary = "No training: a user is the mean text vector of their history, scored by cosine."
 
     def fit(self, ctx: Context) -> Fitted:
         from recsys_core.models.text_zero_shot import TextZeroShot
 
-        if ctx.text is None:
-            raise ValueError("text-zero-shot needs item text; load an item table with titles")
+        self.check(ctx)
         s = ctx.scenario
         scorer = TextZeroShot(ctx.text, s.n_target_items, item_popularity(ctx), ctx.device)
         items = ctx.text.cpu().numpy()
@@ -92,12 +96,14 @@ class TargetOnlyStrategy(Strategy):
     name = "target-only"
     Config = TargetOnlyConfig
     kind = "baseline"
+    text_models = frozenset({"two-tower"})  # bpr-mf, ease and ials are id-only
+    in_suite = True
     summary = "Train on the target alone: the two-tower, BPR-MF, or the strong EASE / iALS."
 
     def fit(self, ctx: Context) -> Fitted:
         m = ctx.settings.model
         if m in ("ease", "ials"):
-            return _fit_id_only(ctx, m)
+            return fit_id_only(ctx, m)
         return fit_target_two_tower(ctx)
 
 
@@ -134,11 +140,17 @@ def fit_target_two_tower(ctx: Context) -> Fitted:
     return fitted
 
 
-def _fit_id_only(ctx: Context, which: str) -> Fitted:
-    """EASE or iALS with its key hyper-parameter chosen on validation."""
+def fit_id_only(ctx: Context, which: str) -> Fitted:
+    """EASE or iALS with its key hyper-parameter chosen on validation; cached per process
+    (the suite's ``ease`` and a target-only run with ``--model ease`` train it once)."""
     import time
 
+    from recsys_core.strategies.base import cache_key
+
     s = ctx.scenario
+    key = cache_key("id-only", which, ctx.settings.seed, s.fingerprint(), str(ctx.device))
+    if key in ctx.cache:
+        return ctx.cache[key]
     train_csr = target_train_csr(ctx)
     v = s.split.valid
     import scipy.sparse as sp
@@ -170,4 +182,6 @@ def _fit_id_only(ctx: Context, which: str) -> Fitted:
         info = {"chosen": best, "grid": table}
     info["fit_seconds"] = time.perf_counter() - t0
     info["cold_items"] = "id-only: cold items score zero by construction"
-    return Fitted(scorer=model, info=info)
+    fitted = Fitted(scorer=model, info=info)
+    ctx.cache[key] = fitted
+    return fitted

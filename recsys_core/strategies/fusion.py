@@ -63,6 +63,14 @@ class FusionScorer:
         has_cold = untrained is not None and bool(untrained.any()) and not bool(untrained.all())
         self.untrained = untrained if has_cold else None
 
+    def as_cold(self) -> FusionScorer:
+        """The same blend with the collaborative part scoring users as cold ones."""
+        from recsys_core.strategies.prior import as_cold
+
+        out = FusionScorer(as_cold(self.collab), self.text, self.beta)
+        out.untrained = self.untrained
+        return out
+
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         raw = self.collab.score(users, history).float()
         if self.untrained is None:
@@ -82,6 +90,7 @@ class FusionScorer:
 class FusionStrategy(Strategy):
     name = "fusion"
     Config = FusionConfig
+    requires_text = True
     summary = "Blend the target-only collaborative model with the text zero-shot model; weight chosen on validation."
 
     def fit(self, ctx: Context) -> Fitted:
@@ -90,8 +99,7 @@ class FusionStrategy(Strategy):
 
         cfg: FusionConfig = self.config  # type: ignore[assignment]
         s = ctx.scenario
-        if ctx.text is None:
-            raise ValueError("fusion needs item text; load an item table with titles")
+        self.check(ctx)
         base = fit_target_two_tower(ctx)
         text = TextZeroShot(ctx.text, s.n_target_items, item_popularity(ctx), ctx.device)
         untrained = untrained_target_items(s)

@@ -663,6 +663,10 @@ class MappingStrategy(Strategy):
     name = "mapping"
     Config = MappingConfig
     needs_source = True
+    needs_shared_users = True
+    text_models = None
+    # its scorer already blends the map with the popularity prior per k, on validation
+    blends_prior = False
     summary = (
         "EMCDR: factorise source and target separately, learn a map from source to target "
         "user vectors on warm shared users, and recommend to cold shared users with no "
@@ -672,11 +676,7 @@ class MappingStrategy(Strategy):
     def fit(self, ctx: Context) -> Fitted:
         cfg: MappingConfig = self.config  # type: ignore[assignment]
         s = ctx.scenario
-        if not s.has_source:
-            raise ValueError(
-                f"strategy needs a source domain, but scenario '{s.name}' has none; "
-                "pick a two-domain scenario with shared users (e.g. demo:ml1m-genres)"
-            )
+        self.check(ctx)
         t0 = time.perf_counter()
         seed = ctx.settings.seed
         n_u, n_i = s.n_target_users, s.n_target_items

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_core.compare import compare_runs, default_baseline, verdict
+from recsys_core.compare import compare_runs, verdict
 from tests.app.conftest import frame_with, texts
 from ui import charts, state
 from ui.components import html_report
@@ -31,9 +31,9 @@ def test_table_deltas_and_verdict_match_the_engine(loaded_app, finished_runs) ->
     assert at.selectbox(key="compare_scenario").value == "sample"
     assert set(at.multiselect(key="compare_runs").value) >= set(ids)
     chosen = at.multiselect(key="compare_runs").value
-    base = default_baseline([store.get_run(r) for r in chosen])
-    assert at.selectbox(key="compare_baseline").value == base
-    want = compare_runs(store, chosen, baseline=base, metric="ndcg", k=10)
+    # the default measures each segment against its own best baseline, as the verdict does
+    assert at.selectbox(key="compare_baseline").value == "best baseline of each segment"
+    want = compare_runs(store, chosen, baseline=None, metric="ndcg", k=10)
     view = frame_with(at, "Δ vs baseline")
     assert len(view) == len(want)
     # Same numbers as the engine, run by run and segment by segment.
@@ -46,7 +46,7 @@ def test_table_deltas_and_verdict_match_the_engine(loaded_app, finished_runs) ->
         assert len(row) == 1
         assert np.isclose(row["Value"].iloc[0], w["value"])
         assert row["95% CI"].iloc[0] == f"[{w['ci_low']:.4f}, {w['ci_high']:.4f}]"
-        if w["run_id"] == base:
+        if w["run_id"] == w["baseline"]:
             assert row["Significant"].iloc[0] == "baseline"
         else:
             assert row["Δ vs baseline"].iloc[0] == f"{w['delta']:+.4f}"
@@ -57,7 +57,9 @@ def test_table_deltas_and_verdict_match_the_engine(loaded_app, finished_runs) ->
     assert lines  # fine-tune is a transfer run: there is a verdict per segment
     for line in lines:
         seg, _, rest = line.partition(": ")
-        assert f"- **{charts.segment_label(seg)}**: {rest}" in shown
+        assert f"- **{seg}**: {rest}" in shown
+    captions = " ".join(c.value for c in at.caption)
+    assert "Measured against: " in captions and "comparisons (1 transfer run x" in captions
     assert len(at.get("plotly_chart")) >= 4  # segment, few-shot, cold items, curves, time
     labels = {b.proto.label for b in at.get("download_button")}
     assert labels == {

@@ -135,14 +135,19 @@ def test_what_if_grid_queues_one_run_per_value_and_cancel_works(loaded_app, monk
         "fine-tune · freeze=items",
     ]
     store = RunStore(at.session_state[state.STORE_ROOT])
-    runs = [store.get_run(j.run_ids[0]) for j in jobs]
+    runs = [store.get_run(j.run_ids[-1]) for j in jobs]
     assert [r["config"]["options"]["freeze"] for r in runs] == ["none", "text", "items"]
     assert {r["status"] for r in runs} == {"queued"}
+    # The baseline suite is queued once, with the first value; the others reuse it.
+    suite = jobs[0].strategies[:-1]
+    assert "ease" in suite and "popularity" in suite
+    assert [len(j.run_ids) for j in jobs] == [len(suite) + 1, 1, 1]
     # The queue is on the page, each with a Cancel button.
-    assert texts(at, "markdown").count(":gray-badge[queued]") == 3
-    assert [p.proto.text for p in at.get("progress")] == ["waiting for its turn"] * 3
+    n = len(suite) + 3
+    assert texts(at, "markdown").count(":gray-badge[queued]") == n
+    assert [p.proto.text for p in at.get("progress")] == ["waiting for its turn"] * n
     at.button(key=f"train_cancel_{jobs[0].job_id}").click().run()
-    assert store.get_run(jobs[0].run_ids[0])["status"] == "cancelled"
+    assert store.get_run(jobs[0].run_ids[-1])["status"] == "cancelled"
     assert store.get_run(jobs[1].run_ids[0])["status"] == "queued"
     for j in jobs[1:]:
         jm.cancel(j.job_id)

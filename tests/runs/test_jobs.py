@@ -50,11 +50,37 @@ def tiny(tmp_path: Path):
     return spec, split, tmp_path / "store"
 
 
-def request(*strategies: str, epochs: int = 2, options: dict | None = None) -> RunRequest:
+def request(
+    *strategies: str, epochs: int = 2, options: dict | None = None, baselines="none"
+) -> RunRequest:
     settings = ModelSettings(model="two-tower", dim=8, epochs=epochs, batch_size=256, patience=1000)
     return RunRequest(
-        strategies=strategies, settings=settings, options=options or {}, device="cpu", n_boot=50
+        strategies=strategies,
+        settings=settings,
+        options=options or {},
+        device="cpu",
+        n_boot=50,
+        baselines=baselines,
     )
+
+
+def test_the_suite_is_queued_with_a_transfer_job_and_reused_by_the_next(tiny) -> None:
+    spec, split, root = tiny
+    jm = JobManager()
+    first = jm.submit(spec, split, "before-target", request("fusion", baselines="suite"), root)
+    assert jm.wait(first, timeout=120)
+    info = jm.get(first)
+    # id-only data: text-zero-shot cannot run, so the suite leaves it out; the baselines
+    # train first (fusion itself fails here for want of text, which does not matter)
+    assert info.strategies == ("popularity", "target-only", "ease", "ials", "fusion")
+    store = RunStore(root)
+    assert [store.get_run(r)["status"] for r in info.run_ids] == ["done"] * 4 + ["failed"]
+    second = jm.submit(spec, split, "before-target", request("fusion", baselines="suite"), root)
+    assert jm.wait(second, timeout=120)
+    again = jm.get(second)
+    # every baseline run is the same stored run; only fusion trained again
+    assert again.run_ids[:-1] == info.run_ids[:-1]
+    assert again.run_ids[-1] != info.run_ids[-1]
 
 
 def test_needs_text_only_for_text_reading_strategies() -> None:

@@ -63,3 +63,60 @@ def test_source_strategies_need_a_source(make_ctx, toy_scenario):
     )
     with pytest.raises(ValueError, match="needs a source domain"):
         get_strategy("fine-tune").fit(ctx)
+
+
+def _no_text_cases():
+    from typing import get_args
+
+    from recsys_core.strategies.base import ModelName
+
+    for name, cls in sorted(STRATEGIES.items()):
+        for model in get_args(ModelName):
+            if not cls.reads_text(ModelSettings(model=model)):
+                yield name, model
+
+
+from recsys_core.strategies.base import ModelSettings  # noqa: E402
+
+
+@pytest.mark.parametrize(("name", "model"), list(_no_text_cases()))
+def test_a_strategy_that_declares_no_text_scores_the_same_without_it(name, model, make_ctx):
+    """reads_text() is what the pipeline trusts to skip the text encoder: a strategy
+    that says it reads no text under a model must give identical scores without it."""
+    with_text = make_ctx(model=model)
+    without = make_ctx(model=model)
+    without.text = None
+    a = get_strategy(name, OPTIONS.get(name)).fit(with_text).scorer
+    b = get_strategy(name, OPTIONS.get(name)).fit(without).scorer
+    s = with_text.scenario.split
+    users = np.arange(6)
+    hist = sp.csr_matrix(
+        (np.ones(6, np.float32), (np.arange(6), np.arange(6))), shape=(6, s.n_items)
+    )
+    torch.testing.assert_close(a.score(users, hist), b.score(users, hist))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in STRATEGIES.items() if c.requires_text))
+def test_a_strategy_that_requires_text_refuses_to_run_without(name, make_ctx):
+    ctx = make_ctx()
+    ctx.text = None
+    with pytest.raises(ValueError, match="needs item text; load an item table with titles"):
+        get_strategy(name).fit(ctx)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_needs_source_is_declared_truthfully(name, make_ctx, toy_scenario):
+    import dataclasses
+
+    ctx = make_ctx()
+    ctx.scenario = dataclasses.replace(
+        toy_scenario, source=None, source_train=toy_scenario.source_train.iloc[:0]
+    )
+    strat = get_strategy(name, OPTIONS.get(name))
+    if STRATEGIES[name].needs_source:
+        assert "needs a source domain" in STRATEGIES[name].unavailable(ctx.scenario, True)
+        with pytest.raises(ValueError, match="needs a source domain"):
+            strat.check(ctx)
+    else:
+        assert STRATEGIES[name].unavailable(ctx.scenario, True) is None
+        assert isinstance(strat.fit(ctx), Fitted)  # runs on the target alone
