@@ -12,9 +12,9 @@ import pytest
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.pipeline import RunRequest, ScenarioSpec, load_scenario
 from recsys_core.runs.jobs import JobManager, needs_text
-from recsys_core.strategies.registry import suite_names
 from recsys_core.runs.store import RunStore
 from recsys_core.strategies.base import ModelSettings
+from recsys_core.strategies.registry import suite_names
 
 QUICK = ModelSettings(model="two-tower", dim=8, epochs=2, source_epochs=2, batch_size=256)
 
