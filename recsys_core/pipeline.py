@@ -303,12 +303,9 @@ def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
             rid = reusable_run(store, scn, request, n)
             if rid is not None:
                 reuse[n] = rid
-    # baselines first (registry order), so transfer runs can reuse what they trained
-    first = [
-        n for n in STRATEGIES if n in added or (n in names and STRATEGIES[n].kind == "baseline")
-    ]
-    rest = [n for n in names if n not in first]
-    return replace(request, strategies=tuple(first + rest), baselines="none", reuse=reuse)
+    # the added baselines first (registry order), then what was asked, in its order
+    first = [n for n in STRATEGIES if n in added]
+    return replace(request, strategies=tuple(first + names), baselines="none", reuse=reuse)
 
 
 def _reuse_key(config: dict) -> str:
