@@ -20,6 +20,7 @@ from recsys_core.strategies.ease import EASEStrategy
 from recsys_core.strategies.fine_tune import FineTuneStrategy
 from recsys_core.strategies.fusion import FusionStrategy
 from recsys_core.strategies.ials import IALSStrategy
+from recsys_core.strategies.item_knn import ItemKNNStrategy
 from recsys_core.strategies.mapping import MappingStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -28,6 +29,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         PopularityStrategy,
         TextZeroShotStrategy,
         TargetOnlyStrategy,
+        ItemKNNStrategy,
         EASEStrategy,
         IALSStrategy,
         FineTuneStrategy,
