@@ -45,10 +45,12 @@ from recsys_core.data import validation as V
 from recsys_core.data.schema import ITEM, RATING, TIME, USER, Domain
 from recsys_core.errors import DataError, DataWarning
 
-Kind = Literal["interactions", "items", "users"]
+Kind = Literal["interactions", "items", "users", "table"]
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | pd.DataFrame
 
 KINDS: tuple[str, ...] = ("interactions", "items", "users")
+"""The tables of a domain. ``read_table`` also reads ``kind="table"``: every column as
+text, no roles (split folders and recommendation files, which have their own columns)."""
 TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "year", "description")
 """Canonical item text columns, in the order they are joined for the text encoder."""
 
@@ -258,7 +260,7 @@ def read_table(
         source: a path, the file's bytes (uploads), a binary file object, or a DataFrame.
         name: the file name as the user knows it, used in messages (default: the path's
             base name, the file object's ``name``, or the kind).
-        kind: "interactions", "items" or "users".
+        kind: "interactions", "items", "users" or "table".
         columns: explicit column roles; unset roles are detected (see
             :func:`detect_columns`).
         limits: size limits.
@@ -270,6 +272,9 @@ def read_table(
         items: ``item_id`` then every other column as str (missing values ""); detected
         text columns are renamed to ``title``, ``genres``, ``year``, ``description``.
         users: ``user_id`` then every other column as str.
+        table: every column as str under its header name, rows that are wholly empty
+        dropped, index = the row's 1-based line in the file minus 2 (header = line 1),
+        so ``index + 2`` names the line in messages; a header without rows is allowed.
         ``df.attrs["read_info"]`` holds a JSON-able dict: file, format, compression,
         encoding, delimiter, columns (canonical -> source name), text_fields, warnings.
 
@@ -416,9 +421,10 @@ def _read(
     limits: Limits,
     strict: bool,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if kind not in KINDS:
+    if kind not in (*KINDS, "table"):
         raise DataError(
-            f"unknown table kind {kind!r}", hint="Use 'interactions', 'items' or 'users'"
+            f"unknown table kind {kind!r}",
+            hint="Use 'interactions', 'items', 'users' or 'table'",
         )
     if columns is not None and not isinstance(columns, ColumnMapping):
         raise DataError(
@@ -438,7 +444,8 @@ def _read(
     names = V.check_header(parsed.names, file=file)
     if parsed.info.get("format") == "recbole" or any(_RECBOLE_SUFFIX.match(n) for n in names):
         names = V.check_header([_strip_suffix(n) for n in names], file=file)
-    V.check_row_count(parsed.table.num_rows, max_rows=limits.max_rows, file=file)
+    if kind != "table" or parsed.table.num_rows:  # a plain table may be header-only
+        V.check_row_count(parsed.table.num_rows, max_rows=limits.max_rows, file=file)
     V.check_field_sizes(
         parsed.table.columns,
         names,
@@ -446,6 +453,10 @@ def _read(
         file=file,
         lines=parsed.lines,
     )
+    if kind == "table":
+        df = _text_table(parsed, names, file)
+        df.attrs["read_info"] = {"file": file, **parsed.info, "warnings": []}
+        return df, {**df.attrs["read_info"], "_warnings": list(parsed.warnings)}
     roles = _resolve_roles(names, kind, columns, file, strict)
     df, extra = _canonical(parsed, names, kind, roles, file)
     info = {
@@ -459,6 +470,21 @@ def _read(
     df.attrs["read_info"] = {k: v for k, v in info.items() if k != "rename"}
     info["_warnings"] = list(parsed.warnings)
     return df, info
+
+
+def _text_table(parsed: _Parsed, names: list[str], file: str) -> pd.DataFrame:
+    """Every column as str, wholly empty rows dropped, index = line - 2 (see read_table)."""
+    table = parsed.table
+    df = pd.DataFrame(
+        {
+            n: V.as_text(table.column(i), file=file, column=n).to_pandas().astype("str")
+            for i, n in enumerate(names)
+        }
+    )
+    if len(df) == 0:
+        return df
+    df.index = np.asarray(parsed.lines(np.arange(len(df))), dtype=np.int64) - 2
+    return df[(df != "").any(axis=1)]
 
 
 def _resolve_roles(
