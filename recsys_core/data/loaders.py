@@ -58,20 +58,51 @@ GiB = 1024**3
 MiB = 1024**2
 
 
+def _env_int(name: str, default: int, scale: int = 1) -> int:
+    """A positive whole number from the environment (an operator's override), else default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValueError(
+            f"the environment variable {name} must be a positive whole number, got {raw!r}"
+        )
+    return int(raw) * scale
+
+
+DECOMPRESSED_ENV = "TRANSFER_LAB_MAX_DECOMPRESSED_MB"
+RATIO_ENV = "TRANSFER_LAB_MAX_COMPRESSION_RATIO"
+RATIO_FLOOR = 16 * MiB
+"""The compression ratio is only judged past this much output: small files that compress
+very well (a tiny test table, a column of one repeated value) are never refused for it."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits that protect the process from files it cannot hold.
 
     Attributes:
-        max_file_bytes: largest file accepted, also after decompression (default 2 GiB).
+        max_file_bytes: largest file accepted (default 2 GiB), also after decompression.
         max_field_bytes: largest single field in UTF-8 bytes (default 1 MiB); a longer
             field almost always means an unclosed quote swallowed the rest of the file.
         max_rows: most data rows accepted (default 200 million).
+        max_decompressed_bytes: most bytes a compressed file (gzip, bz2, xz) may expand
+            to (default 1 GiB, or ``TRANSFER_LAB_MAX_DECOMPRESSED_MB`` MiB). Checked while
+            decompressing: reading stops as soon as it is passed, so a small "bomb"
+            never holds more than this much memory.
+        max_compression_ratio: most decompressed bytes per compressed byte (default 100,
+            or ``TRANSFER_LAB_MAX_COMPRESSION_RATIO``); judged while decompressing, once
+            the output passes 16 MiB. Interaction tables compress 3-20 fold; a file that
+            expands 500 fold is a bomb, refused after reading a few MiB of it.
     """
 
     max_file_bytes: int = 2 * GiB
     max_field_bytes: int = 1 * MiB
     max_rows: int = 200_000_000
+    max_decompressed_bytes: int = field(
+        default_factory=lambda: _env_int(DECOMPRESSED_ENV, 1 * GiB, scale=MiB)
+    )
+    max_compression_ratio: int = field(default_factory=lambda: _env_int(RATIO_ENV, 100))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -792,25 +823,57 @@ def _decompressor(data: bytes) -> tuple[str, Any] | None:
     return None
 
 
-def _decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytes:
-    limit = limits.max_file_bytes
+def _decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytearray:
+    """The decompressed bytes, read in blocks and refused as soon as they pass
+    ``limits.max_decompressed_bytes`` or ``limits.max_compression_ratio``: a bomb is
+    stopped before it holds more than the limit, never after expanding in full."""
+    limit = min(limits.max_decompressed_bytes, limits.max_file_bytes)
+    if limit == limits.max_decompressed_bytes:
+        how = f"Limits(max_decompressed_bytes=...) or the environment variable {DECOMPRESSED_ENV}"
+    else:  # a decompressed file is still a file: max_file_bytes binds when it is lower
+        how = "Limits(max_file_bytes=...)"
+    raw = io.BytesIO(data)
+    out = bytearray()
     try:
-        with opener(io.BytesIO(data)) as fh:
-            # Bounded read: a small bomb must not expand into all the memory there is.
-            out = fh.read(limit + 1)
+        with opener(raw) as fh:
+            while True:
+                # Never ask for more than one byte past the limit.
+                block = fh.read(min(_BLOCK, limit + 1 - len(out)))
+                if not block:
+                    break
+                out += block
+                if len(out) > limit:
+                    raise DataError(
+                        f"the file expands to more than the limit of {_human(limit)} when "
+                        f"decompressed (reading stopped there; it is {_human(len(data))} "
+                        "compressed)",
+                        file=file,
+                        hint=f"Sample the data, or raise the limit: {how}",
+                    )
+                read_in = max(raw.tell(), 1)
+                ratio = len(out) / read_in
+                if len(out) > RATIO_FLOOR and ratio > limits.max_compression_ratio:
+                    raise DataError(
+                        f"the file expands more than {limits.max_compression_ratio} fold when "
+                        f"decompressed ({_human(read_in)} became {_human(len(out))}, "
+                        f"{ratio:.0f} fold, before reading stopped), which is how "
+                        "decompression bombs look",
+                        file=file,
+                        hint="If the data is genuine, decompress it first or raise the limit: "
+                        f"Limits(max_compression_ratio=...) or the environment variable {RATIO_ENV}",
+                    )
+    except DataError:
+        raise
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
         raise DataError(
             f"the {kind} file is damaged or incomplete ({_short(e)})",
             file=file,
             hint="Download or export it again",
         ) from e
-    if len(out) > limit:
-        raise DataError(
-            f"the file expands to more than the limit of {_human(limit)} when decompressed",
-            file=file,
-            hint="Sample the data, or raise Limits.max_file_bytes",
-        )
     return out
+
+
+_BLOCK = 4 * MiB
 
 
 # --------------------------------------------------------------------------- parquet
