@@ -579,17 +579,14 @@ def canonical_path(folder: Path, role: str) -> Path:
 class TaskFiles:
     """Where a side task of the session's JobManager leaves its traces on disk.
 
-    The worker thread never touches ``st.*``: it writes its progress and its result to
-    these files and the page polls them; the page asks it to stop by creating
+    The worker thread never touches ``st.*``: it writes its progress to these JSON files
+    and the page polls them (its result stays in the JobManager's memory:
+    ``JobManager.task_result``); the page asks it to stop by creating
     ``cancel`` (the task's ``should_cancel`` looks for it).
     """
 
     folder: Path
     key: str
-
-    @property
-    def result(self) -> Path:
-        return self.folder / f"{self.key}.pkl"
 
     @property
     def progress(self) -> Path:
@@ -611,18 +608,6 @@ class TaskFiles:
             return json.loads(self.progress.read_text())
         except (OSError, ValueError):
             return {}
-
-    def write_result(self, df: pd.DataFrame) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.result.with_suffix(".tmp")
-        df.to_pickle(tmp)
-        tmp.replace(self.result)
-
-    def read_result(self) -> pd.DataFrame | None:
-        try:
-            return pd.read_pickle(self.result)
-        except (OSError, ValueError, EOFError):
-            return None
 
 
 def task_files(kind: str, key: str) -> TaskFiles:

@@ -3,9 +3,10 @@ target-only baseline while one factor varies (warm target users kept in training
 source interactions a cold user brings), per segment, with 95% paired intervals.
 
 The curve is computed by :func:`recsys_core.curves.what_if_curve` in a side task of the
-session's JobManager; the task writes its progress and result to this session's files
-(:func:`ui.components.task_files`) and the page polls them. Widget keys start with
-``whatif_``.
+session's JobManager; the task writes its progress to this session's files
+(:func:`ui.components.task_files`), which the page polls, and returns the curve, which
+the JobManager keeps in memory (``task_result``; nothing is pickled to disk). Widget keys
+start with ``whatif_``.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
     cancel_flag = files.cancel
     t0 = time.time()
 
-    def compute() -> None:
+    def compute():
         from recsys_core.pipeline import encode_scenario_text
         from recsys_core.training.device import choose_device
 
@@ -206,8 +207,8 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
             device=dev,
             n_boot=cfg.n_boot,
         )
-        files.write_result(df)
         files.write_progress(fraction=1.0, line="done", started=t0)
+        return df
 
     state.jobs().start_task(files.key, compute)
 
@@ -298,7 +299,7 @@ else:
         files = task_files("whatif", key)
         task, err = state.jobs().task_state(key)
         n_fits = len(cfg.values) * cfg.draws * len(dict.fromkeys([*strategies, *baselines]))
-        df = files.read_result() if task != "running" else None
+        df = state.jobs().task_result(key)
         if task == "running":
             progress_block(files)
         else:
