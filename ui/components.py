@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.text import md_escape
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,16 @@ def show_error(exc: BaseException, context: str | None = None) -> None:
     """
     from recsys_core.errors import DataError
 
-    prefix = f"{context}: " if context else ""
+    # Messages name files, columns and values from the user's data: shown as text.
+    prefix = f"{md_escape(context)}: " if context else ""
     if isinstance(exc, DataError | ValueError | KeyError | FileNotFoundError):
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        st.error(f"{prefix}{msg}", icon=":material/error:")
+        st.error(f"{prefix}{md_escape(msg)}", icon=":material/error:")
     else:
         log.exception("unexpected error in the app", exc_info=exc)
         st.error(
-            f"{prefix}something went wrong ({type(exc).__name__}: {exc}). The details are in the server log.",
+            f"{prefix}something went wrong ({type(exc).__name__}: {md_escape(exc)}). "
+            "The details are in the server log.",
             icon=":material/error:",
         )
 
@@ -102,7 +105,7 @@ def sidebar() -> None:
         if scn is None:
             st.caption("No data loaded yet.")
         else:
-            st.markdown(f"**{scn.name}**")
+            st.markdown(f"**{md_escape(scn.name)}**")
             if scn.constructed:
                 st.badge("constructed scenario", icon=":material/construction:", color="orange")
             tgt = f"target: {scn.n_target_users:,} users, {scn.n_target_items:,} items"

@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from recsys_core.io_utils import csv_for_spreadsheets
 from ui import charts, state
 from ui.components import (
     curve_verdict,
@@ -28,6 +29,7 @@ from ui.components import (
     show_flash,
     task_files,
 )
+from ui.text import md_escape
 
 FACTORS = {
     "warm_users": "warm target users",
@@ -263,7 +265,7 @@ def show_curve(df, scn) -> None:
         st.dataframe(df, hide_index=True, width="stretch", key="whatif_points")
     st.download_button(
         "Curve points (CSV)",
-        df.to_csv(index=False).encode(),
+        csv_for_spreadsheets(df).encode(),
         file_name=f"what_if_{r0['factor']}_{scn.name.replace(':', '_')}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -318,11 +320,11 @@ else:
                     st.rerun()
                 c[1].caption(
                     f"{n_fits} fits ({len(cfg.values)} values × {cfg.draws} draws × {n_names} "
-                    f"strategies) on **{scn.name}**, in the background: you may switch pages."
+                    f"strategies) on **{md_escape(scn.name)}**, in the background: you may switch pages."
                 )
             else:
                 st.caption(
-                    f"Computed for these choices on **{scn.name}** ({n_fits} fits). "
+                    f"Computed for these choices on **{md_escape(scn.name)}** ({n_fits} fits). "
                     "Change a choice to compute another curve."
                 )
         if df is not None and not df.empty:
