@@ -111,10 +111,14 @@ def cmd_split_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import hashlib
 
     from recsys_core.data.split_io import folder_fingerprint, import_split, read_split_info
-    from recsys_core.external import STRATEGY, evaluate_recommendation_file, store_external_result
+    from recsys_core.external import (
+        STRATEGY,
+        evaluate_recommendation_file,
+        file_sha256,
+        store_external_result,
+    )
 
     t0 = time.perf_counter()
     folder = Path(args.split)
@@ -126,9 +130,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             file=str(recs),
             hint="--recs takes a CSV of user_id,item_id,rank (or score)",
         )
-    data = recs.read_bytes()
+    # The path, not its bytes: the reader checks the size before reading anything.
     result = evaluate_recommendation_file(
-        data, split, name=recs.name, k_max=args.k_max, n_boot=args.n_boot, seed=args.seed
+        recs, split, name=recs.name, k_max=args.k_max, n_boot=args.n_boot, seed=args.seed
     )
     seconds = time.perf_counter() - t0
     info = read_split_info(folder)
@@ -144,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             scenario,
             folder_fingerprint(folder, split),
             label=args.label,
-            file_sha256=hashlib.sha256(data).hexdigest(),
+            file_sha256=file_sha256(recs),
             seconds=seconds,
         )
     records = result.to_records()

@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_core.data.split_io import read_plain_csv
+from recsys_core.data.loaders import Limits
+from recsys_core.data.split_io import read_csv_cells
 from recsys_core.data.split_types import Split
 from recsys_core.errors import DataError, DataWarning
 from recsys_core.evaluation.evaluate import (
@@ -95,20 +96,16 @@ def _eval_config(k_max: int, n_boot: int, seed: int) -> EvalConfig:
     return EvalConfig(ks=ks, n_boot=n_boot, seed=seed)
 
 
-def _read(source: Source, name: str | None) -> tuple[pd.DataFrame, str]:
-    """The file as str cells (see :func:`read_plain_csv`) and its display name."""
+def _read(source: Source, name: str | None, limits: Limits) -> tuple[pd.DataFrame, str]:
+    """The file as str cells (see :func:`read_csv_cells`) and its display name."""
     if isinstance(source, (bytes, bytearray)):
-        data, file = bytes(source), name or "recommendations.csv"
+        file = name or "recommendations.csv"
     elif hasattr(source, "read"):
-        data = source.read()
         file = name or Path(str(getattr(source, "name", "recommendations.csv"))).name
     else:
-        path = Path(source)
-        file = name or path.name
-        if not path.is_file():
-            raise DataError("file not found", file=file, hint=FORMAT_HINT)
-        data = path.read_bytes()
-    return read_plain_csv(data, file, ("user_id", "item_id"), hint=FORMAT_HINT), file
+        file = name or Path(source).name
+    df = read_csv_cells(source, file, ("user_id", "item_id"), hint=FORMAT_HINT, limits=limits)
+    return df, file
 
 
 def _lines(df: pd.DataFrame, mask: np.ndarray) -> list[int]:
@@ -153,6 +150,7 @@ def evaluate_recommendation_file(
     k_max: int = 20,
     n_boot: int = 1000,
     seed: int = 0,
+    limits: Limits = Limits(),
 ) -> ExternalResult:
     """Score a recommendation file on ``split`` with the metrics, segments and
     intervals of our own runs (see the module docstring for how rows are read).
@@ -166,6 +164,8 @@ def evaluate_recommendation_file(
         n_boot: bootstrap replicates of the intervals (0: none).
         seed: bootstrap seed; our runs use their ModelSettings seed (0 by default), so
             the same seed gives the same intervals for the same lists.
+        limits: size limits of the reader (bytes, decompressed bytes, rows, fields),
+            as for uploaded tables.
 
     Returns:
         An :class:`ExternalResult`; ``to_records()`` gives the records our runs store.
@@ -175,7 +175,7 @@ def evaluate_recommendation_file(
             that is not a support size of the split, or no row matching the split.
     """
     config = _eval_config(k_max, n_boot, seed)
-    df, file = _read(path_or_bytes, name)
+    df, file = _read(path_or_bytes, name, limits)
     warnings: list[DataWarning] = []
     n_read = len(df)
     if n_read == 0:
@@ -522,6 +522,7 @@ def add_external_run(
     k_max: int = 20,
     n_boot: int = 1000,
     seed: int = 0,
+    limits: Limits = Limits(),
 ) -> str:
     """Evaluate a recommendation file and store it as a run beside our strategies.
 
@@ -540,10 +541,8 @@ def add_external_run(
         path = raw.encode("utf-8") if isinstance(raw, str) else raw  # a text-mode file
     data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
     result = evaluate_recommendation_file(
-        path, split, name=name, k_max=k_max, n_boot=n_boot, seed=seed
+        path, split, name=name, k_max=k_max, n_boot=n_boot, seed=seed, limits=limits
     )
-    if data is None:
-        data = Path(path).read_bytes()
     return store_external_result(
         store,
         result,
@@ -551,9 +550,18 @@ def add_external_run(
         scenario_name,
         fingerprint,
         label=label,
-        file_sha256=hashlib.sha256(data).hexdigest(),
+        file_sha256=hashlib.sha256(data).hexdigest() if data is not None else file_sha256(path),
         seconds=time.perf_counter() - t0,
     )
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks (never the whole file at once)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 __all__ = [
@@ -561,5 +569,6 @@ __all__ = [
     "ExternalResult",
     "add_external_run",
     "evaluate_recommendation_file",
+    "file_sha256",
     "store_external_result",
 ]

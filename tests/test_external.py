@@ -243,6 +243,29 @@ def test_broken_recommendation_files(tmp_path, text, needles):
         assert n in str(e.value)
 
 
+def test_recommendation_files_are_read_with_the_table_reader_limits(tmp_path):
+    import gzip
+    import io
+
+    from recsys_core.data.loaders import Limits
+
+    split = import_split(foreign(tmp_path / "split"))
+    text = b"user_id,item_id,rank\nu1,i4,1\nu1,i8,2\nu2,i5,1\n"
+    with pytest.raises(DataError, match=r"hand\.csv.*3 rows, more than the limit of 2"):
+        evaluate_recommendation_file(text, split, name="hand.csv", limits=Limits(max_rows=2))
+    # the same limits for a path and a file object; gzip read by content, tabs sniffed
+    path = tmp_path / "recs.tsv.gz"
+    path.write_bytes(gzip.compress(text.replace(b",", b"\t")))
+    res = evaluate_recommendation_file(path, split, n_boot=0)
+    assert res.stats["rows_read"] == 3
+    with pytest.raises(DataError, match=r"recs\.tsv\.gz.*limit of 2"):
+        evaluate_recommendation_file(path, split, limits=Limits(max_rows=2))
+    with pytest.raises(DataError, match=r"up\.csv.*limit of 2"):
+        evaluate_recommendation_file(
+            io.BytesIO(text), split, name="up.csv", limits=Limits(max_rows=2)
+        )
+
+
 def test_nothing_is_stored_for_a_broken_file(tmp_path):
     split = import_split(foreign(tmp_path / "split"))
     store = RunStore(tmp_path / "store")

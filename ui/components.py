@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.text import md_escape
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,16 @@ def show_error(exc: BaseException, context: str | None = None) -> None:
     """
     from recsys_core.errors import DataError
 
-    prefix = f"{context}: " if context else ""
+    # Messages name files, columns and values from the user's data: shown as text.
+    prefix = f"{md_escape(context)}: " if context else ""
     if isinstance(exc, DataError | ValueError | KeyError | FileNotFoundError):
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        st.error(f"{prefix}{msg}", icon=":material/error:")
+        st.error(f"{prefix}{md_escape(msg)}", icon=":material/error:")
     else:
         log.exception("unexpected error in the app", exc_info=exc)
         st.error(
-            f"{prefix}something went wrong ({type(exc).__name__}: {exc}). The details are in the server log.",
+            f"{prefix}something went wrong ({type(exc).__name__}: {md_escape(exc)}). "
+            "The details are in the server log.",
             icon=":material/error:",
         )
 
@@ -102,7 +105,7 @@ def sidebar() -> None:
         if scn is None:
             st.caption("No data loaded yet.")
         else:
-            st.markdown(f"**{scn.name}**")
+            st.markdown(f"**{md_escape(scn.name)}**")
             if scn.constructed:
                 st.badge("constructed scenario", icon=":material/construction:", color="orange")
             tgt = f"target: {scn.n_target_users:,} users, {scn.n_target_items:,} items"
@@ -579,17 +582,14 @@ def canonical_path(folder: Path, role: str) -> Path:
 class TaskFiles:
     """Where a side task of the session's JobManager leaves its traces on disk.
 
-    The worker thread never touches ``st.*``: it writes its progress and its result to
-    these files and the page polls them; the page asks it to stop by creating
+    The worker thread never touches ``st.*``: it writes its progress to these JSON files
+    and the page polls them (its result stays in the JobManager's memory:
+    ``JobManager.task_result``); the page asks it to stop by creating
     ``cancel`` (the task's ``should_cancel`` looks for it).
     """
 
     folder: Path
     key: str
-
-    @property
-    def result(self) -> Path:
-        return self.folder / f"{self.key}.pkl"
 
     @property
     def progress(self) -> Path:
@@ -611,18 +611,6 @@ class TaskFiles:
             return json.loads(self.progress.read_text())
         except (OSError, ValueError):
             return {}
-
-    def write_result(self, df: pd.DataFrame) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.result.with_suffix(".tmp")
-        df.to_pickle(tmp)
-        tmp.replace(self.result)
-
-    def read_result(self) -> pd.DataFrame | None:
-        try:
-            return pd.read_pickle(self.result)
-        except (OSError, ValueError, EOFError):
-            return None
 
 
 def task_files(kind: str, key: str) -> TaskFiles:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.io_utils import csv_for_spreadsheets
 from ui import charts, state
 from ui.components import (
     done_runs,
@@ -23,6 +24,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.text import md_escape
 
 METRICS = {
     "ndcg": "NDCG",
@@ -168,7 +170,7 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
         for rid in pool.loc[pool["strategy"] == "external", "run_id"]:
             if (store.get_run(rid).get("config") or {}).get("file_sha256") == sha:
                 st.caption(
-                    f":material/check_circle: {up.name} is in the comparison as run `{rid}`. "
+                    f":material/check_circle: {md_escape(up.name)} is in the comparison as run `{rid}`. "
                     "Upload another file to add it too."
                 )
                 return None
@@ -177,7 +179,7 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
 
         name = label.strip() or Path(up.name).stem
         try:
-            with st.spinner(f"Scoring {up.name}…"):
+            with st.spinner(f"Scoring {md_escape(up.name)}…"):
                 rid = add_external_run(
                     store, scn.split, scenario_name, fp, data, label=name, name=up.name
                 )
@@ -185,10 +187,10 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
             show_error(exc)
             return None
         info = (store.get_run(rid).get("extra") or {}).get("info", {})
-        notes = "".join(f"\n- {w}" for w in info.get("warnings", []))
+        notes = "".join(f"\n- {md_escape(w)}" for w in info.get("warnings", []))
         state.flash(
             "success",
-            f"Added **{name}** (run `{rid}`) from {up.name}: "
+            f"Added **{md_escape(name)}** (run `{rid}`) from {md_escape(up.name)}: "
             f"{info.get('stats', {}).get('rows_scored', 0):,} rows scored."
             + (f"\n\nNotes:{notes}" if notes else ""),
         )
@@ -334,7 +336,7 @@ if picked is not None:
             f"{METRICS[metric]}@{k}. ▲/▼: the paired 95% interval of the delta excludes zero "
             "(one test; the verdict above corrects for the number of comparisons). "
             + (
-                f"Baseline: {names[baseline]}, in every segment."
+                f"Baseline: {md_escape(names[baseline])}, in every segment."
                 if baseline
                 else "Baseline: the best baseline of each segment (marked)."
             )
@@ -394,7 +396,7 @@ if picked is not None:
         c = st.columns(3)
         c[0].download_button(
             "Metrics table (CSV)",
-            table.assign(run_name=table["run_id"].map(names)).to_csv(index=False).encode(),
+            csv_for_spreadsheets(table.assign(run_name=table["run_id"].map(names))).encode(),
             file_name=f"comparison_{metric}{k}.csv",
             mime="text/csv",
             on_click="ignore",
@@ -403,9 +405,9 @@ if picked is not None:
         )
         c[1].download_button(
             "All metrics of these runs (CSV)",
-            metrics_all.assign(run_name=metrics_all["run_id"].map(names))
-            .to_csv(index=False)
-            .encode()
+            csv_for_spreadsheets(
+                metrics_all.assign(run_name=metrics_all["run_id"].map(names))
+            ).encode()
             if len(metrics_all)
             else b"",
             file_name="all_metrics.csv",

@@ -18,6 +18,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.text import md_escape
 
 TEXT_CANON = ("title", "genres", "year", "description")
 DEMO_TITLES = {
@@ -159,23 +160,23 @@ def upload_block(
     data = up.getvalue()
     header, err = file_columns(data, up.name)
     if err:
-        st.error(err, icon=":material/error:")
+        st.error(md_escape(err), icon=":material/error:")
         return None, None, err
-    with st.expander(f"Columns of {up.name}", expanded=False):
+    with st.expander(f"Columns of {md_escape(up.name)}", expanded=False):
         mapping = mapping_widgets(header, kind, f"data_map_{role}_{kind}_{up.file_id}")
     df, info, err = parse_table(data, up.name, kind, mapping)
     if err:
-        st.error(err, icon=":material/error:")
+        st.error(md_escape(err), icon=":material/error:")
         return None, None, err
     if kind == "interactions":
         st.success(
-            f"{up.name}: {len(df):,} rows, {df['user_id'].nunique():,} users, {df['item_id'].nunique():,} items",
+            f"{md_escape(up.name)}: {len(df):,} rows, {df['user_id'].nunique():,} users, {df['item_id'].nunique():,} items",
             icon=":material/check_circle:",
         )
     else:
-        st.success(f"{up.name}: {len(df):,} rows", icon=":material/check_circle:")
+        st.success(f"{md_escape(up.name)}: {len(df):,} rows", icon=":material/check_circle:")
     for w in info.get("warnings") or []:
-        st.warning(w, icon=":material/warning:")
+        st.warning(md_escape(w), icon=":material/warning:")
     return df, dict(mapping), None
 
 
@@ -452,13 +453,13 @@ def overview() -> None:
     if scn is None:
         empty_state("No data loaded yet: load a demo above, or upload your files.")
         return
-    st.header(f"{scn.name}")
+    st.header(md_escape(scn.name))
     if scn.description:
-        st.caption(scn.description)
+        st.caption(md_escape(scn.description))
     blobs = state.summaries(scn)
     tabs = st.tabs(
-        [f"Target · {scn.target.name}"]
-        + ([f"Source · {scn.source.name}"] if scn.source is not None else [])
+        [f"Target · {md_escape(scn.target.name)}"]
+        + ([f"Source · {md_escape(scn.source.name)}"] if scn.source is not None else [])
     )
     for tab, role in zip(tabs, ROLES):
         with tab:

@@ -25,6 +25,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.text import md_escape
 
 MODEL_HELP = {
     "model": "two-tower: ids + item text + history pooling (handles cold users and items); bpr-mf: ids only; "
@@ -374,7 +375,7 @@ if scn is None:
     empty_state("No data loaded yet", "data", "Load a demo or your files on the Data page")
 else:
     st.markdown(
-        f"Training on **{scn.name}** · {scn.n_target_users:,} target users · {scn.n_target_items:,} target items"
+        f"Training on **{md_escape(scn.name)}** · {scn.n_target_users:,} target users · {scn.n_target_items:,} target items"
     )
     picked, options, suite = strategy_picker(scn)
     device_info = state.jobs().device_info()

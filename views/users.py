@@ -25,6 +25,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.text import md_escape
 
 
 def pick_runs(store, scn):
@@ -165,7 +166,7 @@ def side_by_side(runs, names, scn, u, k, meta, top_n: int) -> None:
     for col, run in zip(cols, runs):
         items = topk_for(root, run["run_id"], segment, u)[:top_n]
         with col:
-            st.markdown(f"#### {names[run['run_id']]}")
+            st.markdown(f"#### {md_escape(names[run['run_id']])}")
             if not len(items):
                 st.info("No list stored for this user in this run.")
                 continue
@@ -225,7 +226,7 @@ def new_user_box(runs, names, meta, scn) -> None:
     cols = st.columns(len(runs))
     for col, run in zip(cols, runs):
         with col:
-            st.markdown(f"**{names[run['run_id']]}**")
+            st.markdown(f"**{md_escape(names[run['run_id']])}**")
             try:
                 recs = recommend_for_history(store, run["run_id"], item_ids, 10)
             except NoVectorsError as exc:
@@ -287,7 +288,7 @@ else:
                 hist, test = user_frames(scn, u, k, meta)
                 uid = scn.split.user_map.ids[u]
                 st.markdown(
-                    f"### User `{uid}`  \n"
+                    f"### User {md_escape(uid)}  \n"
                     + (
                         f":blue-badge[cold user, reveals k = {k}]"
                         if k is not None

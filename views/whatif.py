@@ -3,9 +3,10 @@ target-only baseline while one factor varies (warm target users kept in training
 source interactions a cold user brings), per segment, with 95% paired intervals.
 
 The curve is computed by :func:`recsys_core.curves.what_if_curve` in a side task of the
-session's JobManager; the task writes its progress and result to this session's files
-(:func:`ui.components.task_files`) and the page polls them. Widget keys start with
-``whatif_``.
+session's JobManager; the task writes its progress to this session's files
+(:func:`ui.components.task_files`), which the page polls, and returns the curve, which
+the JobManager keeps in memory (``task_result``; nothing is pickled to disk). Widget keys
+start with ``whatif_``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from recsys_core.io_utils import csv_for_spreadsheets
 from recsys_core.strategies.registry import needs_text
 from ui import charts, state
 from ui.components import (
@@ -28,6 +30,7 @@ from ui.components import (
     show_flash,
     task_files,
 )
+from ui.text import md_escape
 
 FACTORS = {
     "warm_users": "warm target users",
@@ -160,7 +163,7 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
     cancel_flag = files.cancel
     t0 = time.time()
 
-    def compute() -> None:
+    def compute():
         from recsys_core.pipeline import encode_scenario_text
         from recsys_core.training.device import choose_device
 
@@ -196,8 +199,8 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
             device=dev,
             n_boot=cfg.n_boot,
         )
-        files.write_result(df)
         files.write_progress(fraction=1.0, line="done", started=t0)
+        return df
 
     state.jobs().start_task(files.key, compute)
 
@@ -252,7 +255,7 @@ def show_curve(df, scn) -> None:
         st.dataframe(df, hide_index=True, width="stretch", key="whatif_points")
     st.download_button(
         "Curve points (CSV)",
-        df.to_csv(index=False).encode(),
+        csv_for_spreadsheets(df).encode(),
         file_name=f"what_if_{r0['factor']}_{scn.name.replace(':', '_')}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -288,7 +291,7 @@ else:
         files = task_files("whatif", key)
         task, err = state.jobs().task_state(key)
         n_fits = len(cfg.values) * cfg.draws * len(dict.fromkeys([*strategies, *baselines]))
-        df = files.read_result() if task != "running" else None
+        df = state.jobs().task_result(key)
         if task == "running":
             progress_block(files)
         else:
@@ -307,11 +310,11 @@ else:
                     st.rerun()
                 c[1].caption(
                     f"{n_fits} fits ({len(cfg.values)} values × {cfg.draws} draws × {n_names} "
-                    f"strategies) on **{scn.name}**, in the background: you may switch pages."
+                    f"strategies) on **{md_escape(scn.name)}**, in the background: you may switch pages."
                 )
             else:
                 st.caption(
-                    f"Computed for these choices on **{scn.name}** ({n_fits} fits). "
+                    f"Computed for these choices on **{md_escape(scn.name)}** ({n_fits} fits). "
                     "Change a choice to compute another curve."
                 )
         if df is not None and not df.empty:

@@ -45,10 +45,12 @@ from recsys_core.data import validation as V
 from recsys_core.data.schema import ITEM, RATING, TIME, USER, Domain
 from recsys_core.errors import DataError, DataWarning
 
-Kind = Literal["interactions", "items", "users"]
+Kind = Literal["interactions", "items", "users", "table"]
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | pd.DataFrame
 
 KINDS: tuple[str, ...] = ("interactions", "items", "users")
+"""The tables of a domain. ``read_table`` also reads ``kind="table"``: every column as
+text, no roles (split folders and recommendation files, which have their own columns)."""
 TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "year", "description")
 """Canonical item text columns, in the order they are joined for the text encoder."""
 
@@ -56,20 +58,51 @@ GiB = 1024**3
 MiB = 1024**2
 
 
+def _env_int(name: str, default: int, scale: int = 1) -> int:
+    """A positive whole number from the environment (an operator's override), else default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValueError(
+            f"the environment variable {name} must be a positive whole number, got {raw!r}"
+        )
+    return int(raw) * scale
+
+
+DECOMPRESSED_ENV = "TRANSFER_LAB_MAX_DECOMPRESSED_MB"
+RATIO_ENV = "TRANSFER_LAB_MAX_COMPRESSION_RATIO"
+RATIO_FLOOR = 16 * MiB
+"""The compression ratio is only judged past this much output: small files that compress
+very well (a tiny test table, a column of one repeated value) are never refused for it."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits that protect the process from files it cannot hold.
 
     Attributes:
-        max_file_bytes: largest file accepted, also after decompression (default 2 GiB).
+        max_file_bytes: largest file accepted (default 2 GiB), also after decompression.
         max_field_bytes: largest single field in UTF-8 bytes (default 1 MiB); a longer
             field almost always means an unclosed quote swallowed the rest of the file.
         max_rows: most data rows accepted (default 200 million).
+        max_decompressed_bytes: most bytes a compressed file (gzip, bz2, xz) may expand
+            to (default 1 GiB, or ``TRANSFER_LAB_MAX_DECOMPRESSED_MB`` MiB). Checked while
+            decompressing: reading stops as soon as it is passed, so a small "bomb"
+            never holds more than this much memory.
+        max_compression_ratio: most decompressed bytes per compressed byte (default 100,
+            or ``TRANSFER_LAB_MAX_COMPRESSION_RATIO``); judged while decompressing, once
+            the output passes 16 MiB. Interaction tables compress 3-20 fold; a file that
+            expands 500 fold is a bomb, refused after reading a few MiB of it.
     """
 
     max_file_bytes: int = 2 * GiB
     max_field_bytes: int = 1 * MiB
     max_rows: int = 200_000_000
+    max_decompressed_bytes: int = field(
+        default_factory=lambda: _env_int(DECOMPRESSED_ENV, 1 * GiB, scale=MiB)
+    )
+    max_compression_ratio: int = field(default_factory=lambda: _env_int(RATIO_ENV, 100))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -258,7 +291,7 @@ def read_table(
         source: a path, the file's bytes (uploads), a binary file object, or a DataFrame.
         name: the file name as the user knows it, used in messages (default: the path's
             base name, the file object's ``name``, or the kind).
-        kind: "interactions", "items" or "users".
+        kind: "interactions", "items", "users" or "table".
         columns: explicit column roles; unset roles are detected (see
             :func:`detect_columns`).
         limits: size limits.
@@ -270,6 +303,9 @@ def read_table(
         items: ``item_id`` then every other column as str (missing values ""); detected
         text columns are renamed to ``title``, ``genres``, ``year``, ``description``.
         users: ``user_id`` then every other column as str.
+        table: every column as str under its header name, rows that are wholly empty
+        dropped, index = the row's 1-based line in the file minus 2 (header = line 1),
+        so ``index + 2`` names the line in messages; a header without rows is allowed.
         ``df.attrs["read_info"]`` holds a JSON-able dict: file, format, compression,
         encoding, delimiter, columns (canonical -> source name), text_fields, warnings.
 
@@ -416,9 +452,10 @@ def _read(
     limits: Limits,
     strict: bool,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if kind not in KINDS:
+    if kind not in (*KINDS, "table"):
         raise DataError(
-            f"unknown table kind {kind!r}", hint="Use 'interactions', 'items' or 'users'"
+            f"unknown table kind {kind!r}",
+            hint="Use 'interactions', 'items', 'users' or 'table'",
         )
     if columns is not None and not isinstance(columns, ColumnMapping):
         raise DataError(
@@ -438,7 +475,8 @@ def _read(
     names = V.check_header(parsed.names, file=file)
     if parsed.info.get("format") == "recbole" or any(_RECBOLE_SUFFIX.match(n) for n in names):
         names = V.check_header([_strip_suffix(n) for n in names], file=file)
-    V.check_row_count(parsed.table.num_rows, max_rows=limits.max_rows, file=file)
+    if kind != "table" or parsed.table.num_rows:  # a plain table may be header-only
+        V.check_row_count(parsed.table.num_rows, max_rows=limits.max_rows, file=file)
     V.check_field_sizes(
         parsed.table.columns,
         names,
@@ -446,6 +484,10 @@ def _read(
         file=file,
         lines=parsed.lines,
     )
+    if kind == "table":
+        df = _text_table(parsed, names, file)
+        df.attrs["read_info"] = {"file": file, **parsed.info, "warnings": []}
+        return df, {**df.attrs["read_info"], "_warnings": list(parsed.warnings)}
     roles = _resolve_roles(names, kind, columns, file, strict)
     df, extra = _canonical(parsed, names, kind, roles, file)
     info = {
@@ -459,6 +501,21 @@ def _read(
     df.attrs["read_info"] = {k: v for k, v in info.items() if k != "rename"}
     info["_warnings"] = list(parsed.warnings)
     return df, info
+
+
+def _text_table(parsed: _Parsed, names: list[str], file: str) -> pd.DataFrame:
+    """Every column as str, wholly empty rows dropped, index = line - 2 (see read_table)."""
+    table = parsed.table
+    df = pd.DataFrame(
+        {
+            n: V.as_text(table.column(i), file=file, column=n).to_pandas().astype("str")
+            for i, n in enumerate(names)
+        }
+    )
+    if len(df) == 0:
+        return df
+    df.index = np.asarray(parsed.lines(np.arange(len(df))), dtype=np.int64) - 2
+    return df[(df != "").any(axis=1)]
 
 
 def _resolve_roles(
@@ -766,25 +823,57 @@ def _decompressor(data: bytes) -> tuple[str, Any] | None:
     return None
 
 
-def _decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytes:
-    limit = limits.max_file_bytes
+def _decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytearray:
+    """The decompressed bytes, read in blocks and refused as soon as they pass
+    ``limits.max_decompressed_bytes`` or ``limits.max_compression_ratio``: a bomb is
+    stopped before it holds more than the limit, never after expanding in full."""
+    limit = min(limits.max_decompressed_bytes, limits.max_file_bytes)
+    if limit == limits.max_decompressed_bytes:
+        how = f"Limits(max_decompressed_bytes=...) or the environment variable {DECOMPRESSED_ENV}"
+    else:  # a decompressed file is still a file: max_file_bytes binds when it is lower
+        how = "Limits(max_file_bytes=...)"
+    raw = io.BytesIO(data)
+    out = bytearray()
     try:
-        with opener(io.BytesIO(data)) as fh:
-            # Bounded read: a small bomb must not expand into all the memory there is.
-            out = fh.read(limit + 1)
+        with opener(raw) as fh:
+            while True:
+                # Never ask for more than one byte past the limit.
+                block = fh.read(min(_BLOCK, limit + 1 - len(out)))
+                if not block:
+                    break
+                out += block
+                if len(out) > limit:
+                    raise DataError(
+                        f"the file expands to more than the limit of {_human(limit)} when "
+                        f"decompressed (reading stopped there; it is {_human(len(data))} "
+                        "compressed)",
+                        file=file,
+                        hint=f"Sample the data, or raise the limit: {how}",
+                    )
+                read_in = max(raw.tell(), 1)
+                ratio = len(out) / read_in
+                if len(out) > RATIO_FLOOR and ratio > limits.max_compression_ratio:
+                    raise DataError(
+                        f"the file expands more than {limits.max_compression_ratio} fold when "
+                        f"decompressed ({_human(read_in)} became {_human(len(out))}, "
+                        f"{ratio:.0f} fold, before reading stopped), which is how "
+                        "decompression bombs look",
+                        file=file,
+                        hint="If the data is genuine, decompress it first or raise the limit: "
+                        f"Limits(max_compression_ratio=...) or the environment variable {RATIO_ENV}",
+                    )
+    except DataError:
+        raise
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
         raise DataError(
             f"the {kind} file is damaged or incomplete ({_short(e)})",
             file=file,
             hint="Download or export it again",
         ) from e
-    if len(out) > limit:
-        raise DataError(
-            f"the file expands to more than the limit of {_human(limit)} when decompressed",
-            file=file,
-            hint="Sample the data, or raise Limits.max_file_bytes",
-        )
     return out
+
+
+_BLOCK = 4 * MiB
 
 
 # --------------------------------------------------------------------------- parquet

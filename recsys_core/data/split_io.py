@@ -26,16 +26,16 @@ identical :class:`Split` (same maps, frames, segments and config).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from recsys_core.data.loaders import Limits, read_table
 from recsys_core.data.scenario import Scenario, build_scenario
 from recsys_core.data.schema import ITEM, TIME, USER, IdMap
 from recsys_core.data.split_types import Split, SplitConfig
@@ -207,79 +207,52 @@ def export_split(
 # --------------------------------------------------------------------------- reading
 
 
-def read_plain_csv(
-    source: Path | str | bytes,
+def read_csv_cells(
+    source: Path | str | bytes | BinaryIO,
     file: str,
     required: tuple[str, ...],
     hint: str | None = None,
+    limits: Limits = Limits(),
 ) -> pd.DataFrame:
-    """Read a small CSV (or tab/semicolon separated) file with every cell as str.
+    """A split or recommendation file as str cells, read by the one table reader.
+
+    :func:`recsys_core.data.loaders.read_table` (``kind="table"``) does the reading, so
+    these files get the same size, decompression, row and field limits, encodings and
+    delimiters as any uploaded table.
 
     Args:
-        source: a path or the file's bytes (an upload).
+        source: a path, the file's bytes (an upload) or a binary file object.
         file: the file name as the user knows it, for messages.
         required: columns that must be in the header (after trimming spaces; names are
             matched case-insensitively and returned lower case).
         hint: what the file should look like, added to "missing column" errors.
+        limits: size limits of the reader.
 
     Returns:
         DataFrame of str cells (empty cells are ""), index = line number - 2 (the header
         is line 1), wholly empty lines dropped.
 
     Raises:
-        DataError: unreadable, empty, not UTF-8, or a required column missing.
+        DataError: unreadable, empty, over a limit, or a required column missing.
     """
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError("file not found", file=file, hint=hint)
-        data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":  # gzip magic: a compressed export is still a CSV
-        import gzip
-
-        try:
-            data = gzip.decompress(data)
-        except OSError as exc:
-            raise DataError(f"a damaged gzip file ({exc})", file=file) from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"not UTF-8 text (byte {exc.start})", file=file, hint="Save the file as UTF-8 CSV"
-        ) from exc
-    if not text.strip():
-        raise DataError("the file is empty; it needs at least a header line", file=file, hint=hint)
-    header = text.split("\n", 1)[0]
-    sep = ","
-    if "," not in header:
-        sep = "\t" if "\t" in header else ";" if ";" in header else ","
-    try:
-        df = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,  # keeps index = line - 2, so messages name real lines
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(
-            f"not a readable CSV file ({str(exc).strip()})", file=file, hint=hint
-        ) from exc
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        raise DataError("file not found", file=file, hint=hint)
+    df = read_table(source, name=file, kind="table", limits=limits)
     df.columns = [str(c).strip().lower() for c in df.columns]
+    if len(set(df.columns)) != len(df.columns):
+        raise DataError(
+            "two columns have the same name when case is ignored", file=file, rows=[1], hint=hint
+        )
     missing = [c for c in required if c not in df.columns]
     if missing:
-        have = ", ".join(df.columns) or "nothing"
+        # Names only, cut short: the header of the folder's own file, never its rows.
+        have = ", ".join(c if len(c) <= 40 else c[:37] + "..." for c in df.columns[:12])
         raise DataError(
-            f"the column is missing (the header has: {have})",
+            f"the column is missing (the header has: {have or 'nothing'})",
             file=file,
             column=missing[0],
             hint=hint or f"The file needs the columns {', '.join(required)}",
         )
-    if len(df):
-        df = df[(df != "").any(axis=1)]  # blank lines
     return df
 
 
@@ -359,14 +332,102 @@ def read_split_info(folder: Path | str) -> dict:
             file=META_FILE,
             hint="Upgrade recsys-transfer-lab",
         )
+    _check_info_types(info)
     return info
+
+
+_FILE_KEYS = ("train", "valid", "test", "cold_users", "cold_items", "users", "items")
+
+
+def _check_info_types(info: dict) -> None:
+    """Every field import reads has the type export writes (a hand-edited or hostile
+    split.json gets a message, not a TypeError deep inside the import)."""
+
+    def bad(field: str, want: str, value: Any) -> DataError:
+        return DataError(
+            f'"{field}" must be {want}, not {type(value).__name__}',
+            file=META_FILE,
+            column=field,
+            hint="Export the split again, or delete split.json to read the CSV files as a "
+            "split made by another tool",
+        )
+
+    for key in ("scenario", "scenario_fingerprint", "fingerprint"):
+        if info.get(key) is not None and not isinstance(info[key], str):
+            raise bad(key, "a text", info[key])
+    for key in ("config", "files", "counts"):
+        if info.get(key) is not None and not isinstance(info[key], dict):
+            raise bad(key, "an object", info[key])
+    files = info.get("files") or {}
+    for key in _FILE_KEYS:
+        if files.get(key) is not None and not isinstance(files[key], str):
+            raise bad(f"files.{key}", "a file name", files[key])
+    support = files.get("support")
+    if support is None:
+        return
+    if not isinstance(support, dict):
+        raise bad("files.support", 'an object such as {"1": "support_k1.csv"}', support)
+    for k, name in support.items():
+        if not re.fullmatch(r"\d{1,6}", k):
+            raise DataError(
+                f"the support size {_shown(k)} is not a whole number",
+                file=META_FILE,
+                column="files.support",
+                hint='Key each support file by its size, e.g. {"1": "support_k1.csv"}',
+            )
+        if not isinstance(name, str):
+            raise bad(f"files.support.{k}", "a file name", name)
+
+
+def _shown(text: str, n: int = 60) -> str:
+    """repr of a name from a file, cut short for messages."""
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
+def _inside(folder: Path, name: str, entry: str) -> Path:
+    """``folder / name``, refused when it can reach anything outside ``folder``.
+
+    A file entry is a bare file name: no absolute path, no folder part, no "..", and no
+    link that resolves outside the folder (a split folder is someone else's data; it
+    must not make us read /etc/passwd or a colleague's upload).
+
+    Raises:
+        DataError: naming the entry (never the content of what it points to).
+    """
+    hint = "List file names of the split folder itself, such as train.csv"
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        raise DataError(
+            f"the file entry {entry} = {_shown(name)} is not a file name inside the split "
+            "folder (no paths, drive letters or '..' allowed)",
+            file=META_FILE,
+            hint=hint,
+        )
+    root = folder.resolve()
+    path = folder / name
+    if (path.exists() or path.is_symlink()) and not path.resolve().is_relative_to(root):
+        what = f"the file entry {entry} = {_shown(name)}" if entry != name else "the file"
+        raise DataError(
+            f"{what} is a link to a file outside the split folder, which is not read",
+            file=name,
+            hint="Copy the file into the folder instead of linking to it",
+        )
+    return path
 
 
 def _config_from_info(info: dict) -> SplitConfig:
     raw = dict(info.get("config") or {})
-    if "cold_ks" in raw:
-        raw["cold_ks"] = tuple(raw["cold_ks"])
     try:
+        if "cold_ks" in raw:
+            if not isinstance(raw["cold_ks"], list):
+                raise TypeError(f"cold_ks must be a list of whole numbers, not {raw['cold_ks']!r}")
+            raw["cold_ks"] = tuple(raw["cold_ks"])
         return SplitConfig(**raw)
     except (TypeError, ValueError) as exc:
         raise DataError(
@@ -388,19 +449,23 @@ class _Files:
     items: pd.DataFrame | None
 
 
-def _read_files(folder: Path, info: dict) -> _Files:
+def _read_files(folder: Path, info: dict, limits: Limits) -> _Files:
     names = dict(info.get("files") or {})
+
+    def read(name: str, entry: str, cols: tuple[str, ...], hint: str | None = None):
+        return read_csv_cells(_inside(folder, name, entry), name, cols, hint=hint, limits=limits)
 
     def opt(key: str, default: str, cols: tuple[str, ...]) -> pd.DataFrame | None:
         name = names.get(key, default)
-        if not name or not (folder / name).is_file():
+        if not name:
             return None
-        return read_plain_csv(folder / name, name, cols)
+        path = _inside(folder, name, f"files.{key}")
+        return read(name, f"files.{key}", cols) if path.is_file() else None
 
     hint = "See docs/split_format.md: train.csv needs user_id,item_id (timestamp optional)"
-    train = read_plain_csv(folder / "train.csv", "train.csv", (USER, ITEM), hint=hint)
-    test = read_plain_csv(
-        folder / "test.csv",
+    train = read("train.csv", "train.csv", (USER, ITEM), hint=hint)
+    test = read(
+        "test.csv",
         "test.csv",
         (USER, ITEM),
         hint="See docs/split_format.md: test.csv needs user_id,item_id (cold_user, cold_item optional)",
@@ -416,7 +481,7 @@ def _read_files(folder: Path, info: dict) -> _Files:
     support = {}
     for k in sorted(support_names):
         name = support_names[k]
-        support[k] = read_plain_csv(folder / name, name, (USER, ITEM))
+        support[k] = read(name, f"files.support.{k}" if info else name, (USER, ITEM))
     return _Files(
         train=train,
         valid=opt("valid", "valid.csv", (USER, ITEM)),
@@ -429,7 +494,7 @@ def _read_files(folder: Path, info: dict) -> _Files:
     )
 
 
-def import_split(folder: Path | str) -> Split:
+def import_split(folder: Path | str, limits: Limits = Limits()) -> Split:
     """Read a split folder (ours, or one made by another tool) into a :class:`Split`.
 
     Ids are read as strings. The id maps are :meth:`IdMap.from_values` over every id in
@@ -452,9 +517,14 @@ def import_split(folder: Path | str) -> Split:
     * first target times come from the timestamp columns the files carry (train.csv,
       and any file with a timestamp column); unknown times are -1.
 
+    Args:
+        folder: the split folder. File entries of its split.json must be file names
+            inside it (no paths, no links that lead outside).
+        limits: size limits for every file (as for uploaded tables).
+
     Raises:
         DataError: a missing file or column, a bad value (naming file, column and
-            lines), or a leak: a cold user with training rows, a cold item with training
+            lines), a file over a limit or outside the folder, or a leak: a cold user with training rows, a cold item with training
             rows, a user flagged both cold and warm.
     """
     folder = Path(folder)
@@ -465,7 +535,7 @@ def import_split(folder: Path | str) -> Split:
             hint="Give a folder written by 'transfer-lab split export' or holding train.csv and test.csv",
         )
     info = read_split_info(folder)
-    f = _read_files(folder, info)
+    f = _read_files(folder, info, limits)
 
     train_u, train_i = _ids(f.train, USER, "train.csv"), _ids(f.train, ITEM, "train.csv")
     has_time = TIME in f.train.columns
@@ -761,7 +831,7 @@ __all__ = [
     "export_split",
     "folder_fingerprint",
     "import_split",
-    "read_plain_csv",
+    "read_csv_cells",
     "read_split_info",
     "scenario_with_split",
     "scenario_with_split_folder",

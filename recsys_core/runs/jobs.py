@@ -450,19 +450,25 @@ class JobManager:
     def start_task(self, key: str, fn: Callable[[], Any]) -> bool:
         """Run ``fn`` once in its own daemon thread (e.g. a UMAP fit), keyed by ``key``.
 
-        The result is not handed back: ``fn`` writes it somewhere the page can read (the
-        projection cache on disk). Returns False when a task with this key is already
-        running or has finished.
+        What ``fn`` returns is kept in this manager's memory (one per session in the app,
+        never written to disk, so no file can be planted in its place) until
+        :meth:`task_result` hands it back. Returns False when a task with this key is
+        already running or has finished.
         """
         with self._lock:
             if key in self._tasks and self._tasks[key]["state"] in ("running", "done"):
                 return False
-            self._tasks[key] = {"state": "running", "error": None, "started": time.time()}
+            self._tasks[key] = {
+                "state": "running",
+                "error": None,
+                "started": time.time(),
+                "result": None,
+            }
 
         def target() -> None:
             try:
-                fn()
-                result = {"state": "done", "error": None}
+                value = fn()
+                result = {"state": "done", "error": None, "result": value}
             except Exception as exc:
                 log.exception("task %s failed", key)
                 result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -477,6 +483,12 @@ class JobManager:
         with self._lock:
             t = self._tasks.get(key)
             return (None, None) if t is None else (t["state"], t["error"])
+
+    def task_result(self, key: str) -> Any:
+        """What side task ``key`` returned, or None until it is done (or if it failed)."""
+        with self._lock:
+            t = self._tasks.get(key)
+            return t["result"] if t is not None and t["state"] == "done" else None
 
     # ------------------------------------------------------------------ device
 

@@ -9,6 +9,7 @@ language model, 2 epochs and 50 bootstrap samples, so the whole set-up takes sec
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -123,9 +124,15 @@ def loaded_app(app, scenario):
 # --------------------------------------------------------------------------- helpers
 
 
+def displayed(markdown: str) -> str:
+    """What a Markdown string shows: backslash escapes (ui.text.md_escape) resolved."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def texts(node, kind: str) -> list[str]:
-    """Values of every element of a kind ("markdown", "caption", ...) under a node."""
-    return [str(e.value) for e in node.get(kind)]
+    """What every element of a kind ("markdown", "caption", ...) under a node shows
+    (escapes resolved; ``e.value`` is the Markdown source)."""
+    return [displayed(str(e.value)) for e in node.get(kind)]
 
 
 def metric_values(at) -> dict[str, str]:

@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from tests.app.conftest import APP, ROOT, texts
+from tests.app.conftest import APP, ROOT, displayed, texts
 from ui import state
 from ui.components import field_docs, item_frame, run_names
 
@@ -118,7 +118,7 @@ def test_errors_are_messages_never_tracebacks() -> None:
 
     at = AppTest.from_function(page).run()
     assert not at.exception
-    msgs = [e.value for e in at.error]
+    msgs = [displayed(e.value) for e in at.error]
     assert msgs[0] == "File 'r.csv', column 'rating', line 7: ratings must be numbers."
     assert msgs[1].startswith("training: something went wrong (RuntimeError: boom)")
     assert "Traceback" not in " ".join(msgs)

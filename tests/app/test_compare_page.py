@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.compare import compare_runs, verdict
-from tests.app.conftest import frame_with, texts
+from tests.app.conftest import displayed, frame_with, texts
 from ui import charts, state
 from ui.components import html_report
 
@@ -52,7 +52,9 @@ def test_table_deltas_and_verdict_match_the_engine(loaded_app, finished_runs) ->
             assert row["Δ vs baseline"].iloc[0] == f"{w['delta']:+.4f}"
             mark = ("▲ better" if w["delta"] > 0 else "▼ worse") if w["significant"] else ""
             assert row["Significant"].iloc[0] == mark
-    shown = " ".join([s.value for s in at.success] + [i.value for i in at.info])
+    shown = " ".join(
+        [displayed(s.value) for s in at.success] + [displayed(i.value) for i in at.info]
+    )
     lines = verdict(want)
     assert lines  # fine-tune is a transfer run: there is a verdict per segment
     for line in lines:
@@ -150,7 +152,7 @@ def test_upload_adds_an_external_run_selected_in_the_table(loaded_app, finished_
     run = store.get_run(new[0])
     assert run["strategy"] == "external" and run["label"] == "production model"
     assert run["data_fingerprint"] == scn.fingerprint()
-    assert any("Added **production model**" in s.value for s in at.success)
+    assert any("Added **production model**" in displayed(s.value) for s in at.success)
     # Its rows in the table carry the numbers the engine computes from the same file.
     want = evaluate_recommendation_file(data, scn.split, name="prod_recs.csv", n_boot=1000)
     rec = pd.DataFrame(want.to_records())
@@ -186,7 +188,7 @@ def test_upload_with_unknown_ids_shows_the_engine_message(loaded_app, finished_r
         message = str(exc)
     else:
         raise AssertionError("the engine accepted a file without a known id")
-    assert [e.value for e in at.error] == [message]
+    assert [displayed(e.value) for e in at.error] == [message]
     assert len(store.list_runs()) == before  # nothing stored
 
 

@@ -3,7 +3,7 @@ links, split settings with a preview of segment sizes."""
 
 from __future__ import annotations
 
-from tests.app.conftest import SAMPLE, frame_with, metric_values, sample_spec, texts
+from tests.app.conftest import SAMPLE, displayed, frame_with, metric_values, sample_spec, texts
 from ui import state
 
 
@@ -32,12 +32,12 @@ def test_one_click_demo_loads_ml100k(app) -> None:
     assert scn.name == "demo:ml100k" and scn.source is None
     m = metric_values(app)
     assert m["Users"] == "943" and m["Items"] == "1,664" and m["Interactions"] == "99,693"
-    assert any("Loaded **demo:ml100k**" in s.value for s in app.success)
+    assert any("Loaded **demo:ml100k**" in displayed(s.value) for s in app.success)
     # Single domain: no link metrics, an info box instead; the cleaning note is shown.
-    assert any("Single domain, no source" in i.value for i in app.info)
+    assert any("Single domain, no source" in displayed(i.value) for i in app.info)
     assert any("307 repeated (user, item) pairs" in c for c in texts(app, "caption"))
     # Data warnings are shown, not hidden.
-    assert any("title" in w.value for w in app.warning)
+    assert any("title" in displayed(w.value) for w in app.warning)
 
 
 def test_loaded_scenario_summary_links_and_segment_preview(loaded_app, scenario) -> None:
@@ -101,7 +101,7 @@ def test_upload_with_detected_columns_then_use(app) -> None:
     items.set_value(("target_items.csv", (SAMPLE / "target_items.csv").read_bytes(), "text/csv"))
     app.run()
     assert not app.exception
-    ok = [s.value for s in app.success]
+    ok = [displayed(s.value) for s in app.success]
     assert "target_interactions.csv: 144 rows, 40 users, 30 items" in ok
     assert "target_items.csv: 30 rows" in ok
     # Column roles pre-filled by the loader's detection.
@@ -138,7 +138,7 @@ def test_broken_upload_shows_the_loader_message_with_its_line(app) -> None:
     )
     app.run()
     assert not app.exception
-    errors = [e.value for e in app.error]
+    errors = [displayed(e.value) for e in app.error]
     assert len(errors) == 1
     assert errors[0].startswith("File 'broken_ratings.csv', column 'rating', line 7")
     assert "five" in errors[0]
@@ -160,5 +160,5 @@ def test_remapping_a_column_changes_what_is_read(app) -> None:
     rating.set_value("(none)")  # treat as implicit feedback: the bad rating no longer matters
     app.run()
     assert not app.error
-    assert any(s.value.startswith("broken_ratings.csv: 12 rows") for s in app.success)
+    assert any(displayed(s.value).startswith("broken_ratings.csv: 12 rows") for s in app.success)
     assert not app.button(key="data_up_go").disabled

@@ -6,7 +6,7 @@ from __future__ import annotations
 from recsys_core.runs.jobs import JobManager
 from recsys_core.runs.store import RunStore
 from recsys_core.strategies.registry import STRATEGIES
-from tests.app.conftest import texts
+from tests.app.conftest import displayed, texts
 from ui import state
 
 
@@ -67,7 +67,7 @@ def test_a_job_runs_in_the_background_and_lands_in_the_store(loaded_app) -> None
     at.run()
     at.button(key="train_go").click().run()
     assert not at.exception and not at.error
-    assert any("Queued 1 run(s)" in s.value for s in at.success)
+    assert any("Queued 1 run(s)" in displayed(s.value) for s in at.success)
     jm: JobManager = at.session_state[state.JOBS]
     (job,) = jm.jobs()
     assert job.label == "smoke" and job.strategies == ("popularity",)
@@ -101,7 +101,7 @@ def test_invalid_options_are_reported_not_raised(loaded_app, monkeypatch) -> Non
     at.number_input(key="train_opt_distill_student_dim").set_value(128).run()
     at.button(key="train_go").click().run()
     assert not at.exception
-    assert any("student_dim <= teacher_dim" in e.value for e in at.error)
+    assert any("student_dim <= teacher_dim" in displayed(e.value) for e in at.error)
     assert jm.jobs() == []
     # Fixed: the options reach the run's config with their types (teacher_dim an int).
     at.number_input(key="train_opt_distill_student_dim").set_value(8).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.app.conftest import texts
+from tests.app.conftest import displayed, texts
 from ui import state
 from ui.components import item_frame
 
@@ -41,7 +41,7 @@ def test_warm_user_lists_side_by_side_match_the_stored_top_k(
     strategies = [store.get_run(r)["strategy"] for r in chosen]
     assert strategies[0] == "fine-tune" and strategies[1] in ("popularity", "target-only")
     u = int(at.selectbox(key="users_pick_warm users").value)
-    assert any(f"User `{scn.split.user_map.ids[u]}`" in m for m in texts(at, "markdown"))
+    assert any(f"User {scn.split.user_map.ids[u]}" in m for m in texts(at, "markdown"))
     titles = item_frame(scn)["title"].to_numpy()
     test_items = set(scn.split.test.loc[scn.split.test.user == u, "item"])
     hist = np.concatenate(
@@ -93,10 +93,10 @@ def test_search_by_id(loaded_app, finished_runs, scenario) -> None:
     at = open_users(loaded_app)
     at.radio(key="users_how").set_value("by id").run()
     at.text_input(key="users_id").input("nobody").run()
-    assert any("No target user with id 'nobody'" in w.value for w in at.warning)
+    assert any("No target user with id 'nobody'" in displayed(w.value) for w in at.warning)
     uid = str(scn.split.user_map.ids[int(scn.split.test.user.iloc[0])])
     at.text_input(key="users_id").input(uid).run()
-    assert any(f"User `{uid}`" in m for m in texts(at, "markdown"))
+    assert any(f"User {uid}" in m for m in texts(at, "markdown"))
     assert len(top_frames(at)) == 2
 
 
@@ -121,7 +121,7 @@ def test_new_user_box(loaded_app, finished_runs, scenario) -> None:
         assert list(frame["Recommended"]) == [titles[str(i)] for i in want["item_id"]]
         assert set(frame["Because you liked"]) <= {titles[i] for i in chosen_ids}
     if len(with_vectors) < len(runs):  # popularity: a friendly note, not an error
-        assert any("keeps no item vectors" in i.value for i in at.info)
+        assert any("keeps no item vectors" in displayed(i.value) for i in at.info)
     assert box.options  # titles to pick from
 
 
@@ -134,7 +134,7 @@ def test_runs_of_another_split_offer_to_rebuild_it(app, finished_runs, scenario)
     app.session_state[state.SCENARIO] = other
     app.session_state[state.SPEC] = sample_spec()
     open_users(app)
-    assert any("different split or data" in i.value for i in app.info)
+    assert any("different split or data" in displayed(i.value) for i in app.info)
     app.button(key="users_reload").click().run()
     assert not app.exception
     assert app.session_state[state.SCENARIO].fingerprint() == scenario[0].fingerprint()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tests.app.conftest import texts
+from tests.app.conftest import displayed, texts
 from ui import charts, state
 from ui.components import curve_verdict
 
@@ -137,7 +137,7 @@ def test_defaults_and_bad_values(loaded_app) -> None:
     )
     at.text_input(key="whatif_values_source_interactions").set_value("0, lots").run()
     assert not at.exception
-    assert any("curve values must be integers or 'all'" in e.value for e in at.error)
+    assert any("curve values must be integers or 'all'" in displayed(e.value) for e in at.error)
     assert all(b.key != "whatif_go" for b in at.button)
 
 
@@ -159,7 +159,7 @@ def test_compute_curve_on_the_sample_in_the_background(loaded_app) -> None:
         time.sleep(0.2)
     assert jm.task_state(key) == ("done", None)
     at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [displayed(e.value) for e in at.error]
     fig = at.get("plotly_chart")
     assert len(fig) == 1
     pts = next(d.value for d in at.dataframe if "ci_low" in d.value.columns)
@@ -169,7 +169,9 @@ def test_compute_curve_on_the_sample_in_the_background(loaded_app) -> None:
     # At 5 warm users the engine kept exactly 5; the baseline is a target-only one.
     assert (pts.loc[pts["value"].astype(str) == "5", "x"] == 5).all()
     assert set(pts["baseline"]) <= {"popularity", "target-only"}
-    shown = " ".join([s.value for s in at.success] + [i.value for i in at.info])
+    shown = " ".join(
+        [displayed(s.value) for s in at.success] + [displayed(i.value) for i in at.info]
+    )
     for line in curve_verdict(pts):
         assert line in shown
     assert not math.isnan(pts["delta"].iloc[0])

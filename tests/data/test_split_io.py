@@ -247,3 +247,117 @@ def test_cold_users_without_flags_come_from_the_support_files(tmp_path):
     assert s.test["cold_user"].tolist() == [False, False, True, True]
     assert s.cold_users.tolist() == [0, 1]
     assert s.segment_sizes()["segment"].tolist() == ["warm_users", "cold_users_k0", "cold_users_k1"]
+
+
+# --------------------------------------------------------------------------- untrusted folders
+
+SECRET = "root:x:0:0:SECRET-LINE\n"
+
+
+def exported(tmp_path, pair):
+    _, tgt = pair
+    scn = build_scenario(tgt, None, SplitConfig(cold_user_frac=0.2, cold_ks=(0, 1)))
+    folder = tmp_path / "split"
+    export_split(scn.split, folder, "toy")
+    return folder
+
+
+def edit_meta(folder, change):
+    meta = json.loads((folder / "split.json").read_text())
+    change(meta)
+    (folder / "split.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "entry, value",
+    [
+        ("valid", "ABS"),  # an absolute path to a file outside
+        ("valid", "../outside.csv"),
+        ("cold_users", "sub/../../outside.csv"),
+        ("items", "C:outside.csv"),
+        ("support.1", "/etc/passwd"),
+    ],
+)
+def test_split_json_entries_cannot_leave_the_folder(tmp_path, pair, entry, value):
+    folder = exported(tmp_path, pair)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("user_id,item_id\n" + SECRET)
+    value = str(outside) if value == "ABS" else value
+
+    def change(meta):
+        if entry.startswith("support."):
+            meta["files"]["support"][entry.split(".")[1]] = value
+        else:
+            meta["files"][entry] = value
+
+    edit_meta(folder, change)
+    with pytest.raises(DataError) as e:
+        import_split(folder)
+    msg = str(e.value)
+    assert f"files.{entry}" in msg and "not a file name inside the split folder" in msg
+    assert "split.json" in msg and "SECRET" not in msg and "root:x" not in msg
+
+
+def test_links_that_lead_outside_are_not_read(tmp_path, pair):
+    folder = exported(tmp_path, pair)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("user_id,item_id\n" + SECRET)
+    (folder / "valid.csv").unlink()
+    (folder / "valid.csv").symlink_to(outside)
+    with pytest.raises(DataError) as e:
+        import_split(folder)
+    assert str(e.value).startswith("File 'valid.csv': the file entry files.valid = 'valid.csv'")
+    assert "link to a file outside the split folder" in str(e.value)
+    assert "SECRET" not in str(e.value)
+    # a foreign folder (no split.json): its fixed names are checked the same way
+    f = foreign(tmp_path / "f")
+    (f / "train.csv").unlink()
+    (f / "train.csv").symlink_to(outside)
+    with pytest.raises(
+        DataError, match=r"^File 'train\.csv': the file is a link to a file outside"
+    ):
+        import_split(f)
+    # a link that stays inside the folder is fine
+    g = foreign(tmp_path / "g")
+    (g / "train.csv").rename(g / "real_train.csv")
+    (g / "train.csv").symlink_to(g / "real_train.csv")
+    assert len(import_split(g).train) == 10
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda m: m.update(files=["train.csv"]), '"files" must be an object, not list'),
+        (lambda m: m["files"].update(valid=3), '"files.valid" must be a file name, not int'),
+        (lambda m: m["files"].update(support="support_k1.csv"), '"files.support" must be an object'),
+        (lambda m: m["files"]["support"].update({"one": "support_k1.csv"}), "support size 'one' is not a whole number"),
+        (lambda m: m.update(config="cold-start"), '"config" must be an object, not str'),
+        (lambda m: m["config"].update(cold_ks=5), "cold_ks must be a list of whole numbers"),
+        (lambda m: m["config"].update(cold_user_frac="a lot"), "the split settings are invalid"),
+        (lambda m: m.update(scenario_fingerprint=12), '"scenario_fingerprint" must be a text, not int'),
+    ],
+    ids=["files-list", "file-int", "support-str", "support-key", "config-str", "cold-ks-int",
+         "frac-str", "fingerprint-int"],
+)  # fmt: skip
+def test_split_json_with_wrong_types_says_which_field(tmp_path, pair, change, needle):
+    folder = exported(tmp_path, pair)
+    edit_meta(folder, change)
+    with pytest.raises(DataError) as e:
+        import_split(folder)
+    assert "split.json" in str(e.value) and needle in str(e.value)
+
+
+def test_split_files_are_read_with_the_table_reader_limits(tmp_path, pair):
+    import gzip
+
+    from recsys_core.data.loaders import Limits
+
+    folder = exported(tmp_path, pair)
+    n_train = len(import_split(folder).train)
+    # a gzip-compressed train.csv is still read (the reader recognises it by content)
+    data = (folder / "train.csv").read_bytes()
+    (folder / "train.csv").write_bytes(gzip.compress(data))
+    assert len(import_split(folder).train) == n_train
+    # and the reader's limits apply to every file of the folder
+    with pytest.raises(DataError, match=rf"train\.csv.*{n_train:,} rows, more than the limit of 5"):
+        import_split(folder, limits=Limits(max_rows=5))

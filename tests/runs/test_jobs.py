@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -259,6 +260,28 @@ def test_side_task_runs_once_and_reports_failure() -> None:
         time.sleep(0.01)
     assert jm.task_state("bad") == ("failed", "ValueError: no")
     assert jm.task_state("never") == (None, None)
+    assert jm.task_result("bad") is None and jm.task_result("never") is None
+
+
+def test_side_task_result_is_kept_in_memory_not_on_disk(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    jm = JobManager()
+    release = threading.Event()
+
+    def curve() -> pd.DataFrame:
+        release.wait(10)
+        return pd.DataFrame({"value": [10, "all"], "delta": [0.5, -0.25]})
+
+    jm.start_task("c", curve)
+    assert jm.task_state("c")[0] == "running" and jm.task_result("c") is None
+    release.set()
+    deadline = time.monotonic() + 10
+    while jm.task_state("c")[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    df = jm.task_result("c")
+    # the mixed int/str column comes back as it was: no file format in between
+    assert df["value"].tolist() == [10, "all"] and df["delta"].tolist() == [0.5, -0.25]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_device_info_is_found_in_the_background() -> None:
