@@ -38,7 +38,7 @@ def test_sidebar_shows_scenario_device_and_store(loaded_app, scenario) -> None:
     assert "**sample**" in md
     assert any(m.startswith(":material/memory: CPU") or "CUDA" in m for m in md)
     cap = " ".join(texts(at.sidebar, "caption"))
-    assert "target: 40 users, 30 items" in cap and "source: 60 users, 48 items" in cap
+    assert "target: 40 users, 30 items" in cap and "source: 60 users, 49 items" in cap
     assert at.sidebar.code[0].value == at.session_state[state.STORE_ROOT]
 
 

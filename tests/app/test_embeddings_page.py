@@ -110,4 +110,5 @@ def test_pca_at_once_and_umap_button_when_not_cached(loaded_app, finished_runs) 
     at = open_emb(loaded_app)
     assert any("UMAP is not computed yet" in c for c in texts(at, "caption"))
     assert at.button(key="emb_umap_go").label == "Compute UMAP"
-    assert any(c.startswith("PCA of 186 points") for c in texts(at, "caption"))
+    # 63 joint items (30 target, 33 source only) x 3 stages
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
