@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from recsys_core.report import segment_title
+
 FONT = "Inter, 'Source Sans Pro', 'Segoe UI', Helvetica, Arial, sans-serif"
 PALETTE = (
     "#4C78A8",
@@ -33,12 +35,6 @@ COLD_COLORS = {"warm item": "#4C78A8", "cold item": "#E45756", "source only": "#
 POP_ORDER = ("top 10%", "10-50%", "bottom 50%", "never in training")
 POP_COLORS = dict(zip(POP_ORDER, ("#B2182B", "#F4A582", "#92C5DE", "#BAB0AC")))
 
-SEGMENT_LABELS = {
-    "all": "All users",
-    "warm_users": "Warm users",
-    "cold_items": "Cold items",
-}
-
 
 def _ci_error_bars(g) -> dict:
     """Plotly error bars from a frame's value / ci_low / ci_high columns (95% interval)."""
@@ -54,12 +50,8 @@ def _ci_error_bars(g) -> dict:
 
 
 def segment_label(seg: str) -> str:
-    """'cold_users_k3' -> 'Cold users, k=3'."""
-    if seg in SEGMENT_LABELS:
-        return SEGMENT_LABELS[seg]
-    if seg.startswith("cold_users_k"):
-        return f"Cold users, k={seg.removeprefix('cold_users_k')}"
-    return seg.replace("_", " ").capitalize()
+    """'cold_users_k3' -> 'Cold users, k = 3' (the engine's one naming of segments)."""
+    return segment_title(seg)
 
 
 def style(

@@ -60,7 +60,7 @@ def test_loaded_scenario_summary_links_and_segment_preview(loaded_app, scenario)
     sizes = frame_with(at, "Test interactions")
     # 2 test cold items and 2 validation cold items (5% of 30 items each, rounded)
     assert list(sizes["Users"]) == [29, 4, 4, 4, 4, 8]
-    assert list(sizes["Segment"])[:2] == ["Warm users", "Cold users, k=0"]
+    assert list(sizes["Segment"])[:2] == ["Warm users", "Cold users, k = 0"]
 
 
 def test_split_settings_rebuild_the_split(loaded_app) -> None:
@@ -75,8 +75,8 @@ def test_split_settings_rebuild_the_split(loaded_app) -> None:
     sizes = frame_with(at, "Test interactions")
     assert list(sizes["Segment"]) == [
         "Warm users",
-        "Cold users, k=0",
-        "Cold users, k=3",
+        "Cold users, k = 0",
+        "Cold users, k = 3",
         "Cold items",
     ]
     from recsys_core.data.split_types import SplitConfig
