@@ -29,6 +29,7 @@ import pandas as pd
 
 from recsys_core.evaluation.bootstrap import holm_adjust, paired_bootstrap_delta, paired_t_pvalue
 from recsys_core.evaluation.metrics import metric_column
+from recsys_core.report import segment_name
 from recsys_core.strategies.registry import STRATEGIES, kind_of, suite_names
 
 FAMILY_ALPHA = 0.05
@@ -37,18 +38,6 @@ FAMILY_ALPHA = 0.05
 NEAR_ZERO = 0.01
 """Below this baseline value a relative change says nothing (+5675777844572%, issue 15):
 the verdict gives the absolute difference only."""
-
-
-def segment_name(seg: str) -> str:
-    """'cold_users_k3' -> 'cold users, k = 3': the words the CLI and reports print."""
-    if seg.startswith("cold_users_k"):
-        return f"cold users, k = {seg.removeprefix('cold_users_k')}"
-    return {
-        "all": "all users",
-        "warm_users": "warm users",
-        "cold_items": "cold items",
-        "cold_catalogue": "cold items among cold items",
-    }.get(seg, seg.replace("_", " "))
 
 
 def default_baseline(runs: list[dict]) -> str:

@@ -58,6 +58,11 @@ class DataError(ValueError):
         return self.message
 
 
+CLEANING_CODES: frozenset[str] = frozenset({"duplicate_item_ids", "merged_repeated_pairs"})
+"""Codes of warnings that record a documented cleaning rule of the built-in demo loader
+(:mod:`recsys_core.data.demo`), not a problem in the data: shown as notes, not warnings."""
+
+
 @dataclass(frozen=True)
 class DataWarning:
     """Something odd but usable in the data (duplicates, singletons, unknown items)."""

@@ -39,8 +39,7 @@ def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) 
     vec = _stage(store, run_id)
     V = vec["items"].astype(np.float32)
     bias = vec.get("item_bias")
-    index = pd.Index(items["item_id"].astype(str))
-    hist = index.get_indexer([str(i) for i in item_ids])
+    hist = joint_rows(items, item_ids)
     unknown = [i for i, h in zip(item_ids, hist) if h < 0]
     if unknown:
         raise ValueError(f"unknown item id(s): {', '.join(map(str, unknown[:5]))}")
@@ -84,6 +83,22 @@ def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) 
             "because_text": [items["text"].iloc[b] if b >= 0 else None for b in because],
         }
     )
+
+
+def joint_rows(items: pd.DataFrame, item_ids: list[str]) -> np.ndarray:
+    """Joint row of each id in ``item_ids`` (-1 when unknown), target rows first.
+
+    items: the run's joint item table [item_id, domain, ...]. Runs stored before
+    :func:`~recsys_core.data.scenario.build_scenario` gave same-id links priority over
+    title links can list a shared id twice (once as a target item, once as a source-only
+    item); the target row is the one a new user of the target domain means.
+    """
+    ids = items["item_id"].astype(str).to_numpy()
+    is_source_only = items["domain"].to_numpy() == 1
+    order = np.argsort(is_source_only, kind="stable")  # target rows first, else by row
+    first = pd.Series(order, index=ids[order])
+    first = first[~first.index.duplicated(keep="first")]
+    return first.reindex([str(i) for i in item_ids]).fillna(-1).to_numpy(np.int64)
 
 
 def _calibrated_untrained(

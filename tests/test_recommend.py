@@ -63,3 +63,47 @@ def test_explain_picks_most_similar_history_item():
     V = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
     assert explain(V, np.array([0, 1]), np.array([2, 3])).tolist() == [0, 1]
     assert explain(V, np.array([], dtype=np.int64), np.array([2])).tolist() == [-1]
+
+
+def test_joint_rows_prefers_the_target_row_of_a_repeated_id():
+    import pandas as pd
+
+    from recsys_core.recommend import joint_rows
+
+    # a joint table stored before same-id links won: "x1" once as target, once source-only
+    items = pd.DataFrame({"item_id": ["x0", "x1", "t2", "x1", "s9"], "domain": [2, 2, 0, 1, 1]})
+    assert joint_rows(items, ["x1", "s9", "t2", "nope"]).tolist() == [1, 4, 2, -1]
+    src_first = items.iloc[[3, 0, 1, 2, 4]].reset_index(drop=True)
+    assert joint_rows(src_first, ["x1"]).tolist() == [2]
+
+
+def test_new_user_on_a_demo_shaped_scenario(tmp_path):
+    """Shared ids, a source title that collides with a shared item, duplicate target
+    titles: every two-tower strategy recommends for a history of shared items, also from
+    a joint table that repeats an id (as runs stored before the linking fix do)."""
+    from recsys_core.pipeline import RunRequest as Req
+    from tests.toy import demo_shaped_pair
+
+    src, tgt = demo_shaped_pair()
+    scn = build_scenario(tgt, src, SplitConfig(cold_user_frac=0.2, cold_ks=(0, 2)))
+    store = RunStore(tmp_path)
+    req = Req(
+        ("target-only", "fine-tune"),
+        ModelSettings(dim=8, epochs=2, source_epochs=2),
+        n_boot=10,
+        device="cpu",
+    )
+    outs = run_strategies(scn, req, store, text=toy_text(scn.item_ids))
+    liked = ["x1", "x2", "t9"]
+    for out in outs:
+        recs = recommend_for_history(store, out.run_id, liked, k=5)
+        assert len(recs) == 5 and not set(recs["item_id"]) & set(liked)
+        assert set(recs["item_id"]) <= set(scn.item_ids[: scn.n_target_items])
+        # the same run with its table stored the old way: x1 repeated as a source-only row
+        items = store.load_table(out.run_id, "items")
+        old = items.copy()
+        old.loc[old["item_id"] == "s_remake", "item_id"] = "x1"
+        store.save_table(out.run_id, "items", old)
+        again = recommend_for_history(store, out.run_id, liked, k=5)
+        assert again["item_id"].tolist() == recs["item_id"].tolist()
+        store.save_table(out.run_id, "items", items)

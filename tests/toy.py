@@ -84,3 +84,38 @@ def toy_text(item_ids: np.ndarray, dim: int = 16, seed: int = 0) -> torch.Tensor
     x = centres[topics] + 0.3 * rng.normal(size=(len(item_ids), dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return torch.tensor(x, dtype=torch.float32)
+
+
+def demo_shaped_pair(seed: int = 0) -> tuple[Domain, Domain]:
+    """(source, target) with the ML-1M -> ML-100K demo's awkward shape on top of
+    :func:`toy_pair`'s shared ids x0..x7:
+
+    * a source-only "remake" ``s_remake`` whose title equals the target title of the
+      shared item x1 and which the source lists first (the demo's "101 Dalmatians" of
+      1961 against the 1996 film, both titled "101 Dalmatians");
+    * two target items with the same title ("Item t8" for t8 and t9).
+    """
+    src, tgt = toy_pair(seed)
+    x1_title = tgt.items.loc[tgt.items["item_id"] == "x1", "title"].iloc[0]
+    remake = pd.DataFrame(
+        {
+            "user_id": ["u0", "u4", "u8"],
+            "item_id": "s_remake",
+            "rating": 4.0,
+            "timestamp": np.int64(400_000),  # before every other source row: listed first
+        }
+    )
+    s_inter = pd.concat([remake, src.interactions], ignore_index=True)
+    s_items = pd.concat(
+        [
+            src.items,
+            pd.DataFrame({"item_id": ["s_remake"], "title": [x1_title], "genres": ["topic1"]}),
+        ],
+        ignore_index=True,
+    )
+    t_items = tgt.items.copy()
+    t_items.loc[t_items["item_id"] == "t9", "title"] = "Item t8"
+    return (
+        Domain(src.name, s_inter, s_items, None, src.text_fields),
+        Domain(tgt.name, tgt.interactions, t_items, None, tgt.text_fields),
+    )

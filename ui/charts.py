@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from recsys_core.report import segment_title
+
 FONT = "Inter, 'Source Sans Pro', 'Segoe UI', Helvetica, Arial, sans-serif"
 PALETTE = (
     "#4C78A8",
@@ -28,16 +30,14 @@ PALETTE = (
     "#FF9DA6",
     "#BAB0AC",
 )
+# Twelve hues told apart at a glance, for categories such as genres (the house palette
+# without its grey, then three darker hues); grey is kept for "other".
+CATEGORY_PALETTE = (*PALETTE[:9], "#332288", "#117733", "#882255")
+SPECIAL_COLORS = {"other": "#BAB0AC", "users": "#262730", "(none)": "#DDDDDD"}
 DOMAIN_COLORS = {"target": "#4C78A8", "source": "#F58518", "both": "#54A24B"}
 COLD_COLORS = {"warm item": "#4C78A8", "cold item": "#E45756", "source only": "#BAB0AC"}
 POP_ORDER = ("top 10%", "10-50%", "bottom 50%", "never in training")
 POP_COLORS = dict(zip(POP_ORDER, ("#B2182B", "#F4A582", "#92C5DE", "#BAB0AC")))
-
-SEGMENT_LABELS = {
-    "all": "All users",
-    "warm_users": "Warm users",
-    "cold_items": "Cold items",
-}
 
 
 def _ci_error_bars(g) -> dict:
@@ -54,12 +54,8 @@ def _ci_error_bars(g) -> dict:
 
 
 def segment_label(seg: str) -> str:
-    """'cold_users_k3' -> 'Cold users, k=3'."""
-    if seg in SEGMENT_LABELS:
-        return SEGMENT_LABELS[seg]
-    if seg.startswith("cold_users_k"):
-        return f"Cold users, k={seg.removeprefix('cold_users_k')}"
-    return seg.replace("_", " ").capitalize()
+    """'cold_users_k3' -> 'Cold users, k = 3' (the engine's one naming of segments)."""
+    return segment_title(seg)
 
 
 def style(
@@ -386,6 +382,14 @@ def embedding_map(points: pd.DataFrame, color: str, method: str) -> go.Figure:
     }.get(color, {})
     if color == "popularity":
         cats = [c for c in POP_ORDER if c in cats]
+    if not palette:  # open-ended categories (genres): the most frequent keep a hue each
+        from recsys_core.embeddings.projection import group_rare
+
+        fixed = tuple(k for k in SPECIAL_COLORS if k != "other")
+        grouped, cats = group_rare(points[color], len(CATEGORY_PALETTE), fixed=fixed)
+        points = points.assign(**{color: grouped})
+        named = [c for c in cats if c not in SPECIAL_COLORS]
+        palette = {**dict(zip(named, CATEGORY_PALETTE)), **SPECIAL_COLORS}
     colors = {c: palette.get(c, PALETTE[i % len(PALETTE)]) for i, c in enumerate(cats)}
     for j, stage in enumerate(stages, start=1):
         ps = points[points["stage"] == stage]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import html
 import inspect
 import itertools
 import json
@@ -534,41 +533,24 @@ def html_report(
     table: pd.DataFrame,
     verdict: Sequence[str],
     figures: Sequence[tuple[str, Any]],
+    provenance: Any = None,
 ) -> str:
-    """A standalone HTML page: verdict, metrics table, and the plotly figures (plotly.js
-    inlined once, so it opens offline and without the app)."""
-    parts = []
-    first = True
-    for heading, fig in figures:
-        div = fig.to_html(
-            full_html=False,
-            include_plotlyjs="inline" if first else False,
-            config={"displaylogo": False},
+    """A standalone HTML page (:func:`recsys_core.report.render_html_report`) with the
+    plotly figures as snippets (plotly.js inlined once, so it opens offline)."""
+    from recsys_core.report import render_html_report
+
+    divs = [
+        (
+            heading,
+            fig.to_html(
+                full_html=False,
+                include_plotlyjs="inline" if n == 0 else False,
+                config={"displaylogo": False},
+            ),
         )
-        first = False
-        parts.append(f"<section><h2>{html.escape(heading)}</h2>{div}</section>")
-    verdict_html = (
-        "".join(f"<li>{html.escape(v)}</li>" for v in verdict)
-        or "<li>No transfer strategy among these runs.</li>"
-    )
-    table_html = table.to_html(index=False, border=0, classes="metrics", na_rep="", escape=True)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: Inter, 'Segoe UI', Helvetica, Arial, sans-serif; color: #262730; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }}
-h1 {{ margin-bottom: .2rem; }} .sub {{ color: #6b6f7b; margin-top: 0; }}
-h2 {{ margin-top: 2.2rem; border-bottom: 1px solid #e6e8ee; padding-bottom: .3rem; font-size: 1.25rem; }}
-table.metrics {{ border-collapse: collapse; font-size: .88rem; width: 100%; }}
-table.metrics th {{ text-align: left; background: #f4f5f8; padding: .4rem .6rem; }}
-table.metrics td {{ padding: .35rem .6rem; border-top: 1px solid #eceef2; }}
-ul.verdict li {{ margin: .3rem 0; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1><p class="sub">{html.escape(subtitle)}</p>
-<h2>Verdict</h2><ul class="verdict">{verdict_html}</ul>
-<h2>Metrics with 95% intervals and deltas against the baseline</h2>{table_html}
-{"".join(parts)}
-<p class="sub">Made with Recsys Transfer Lab. Intervals: bootstrap over users; deltas: paired bootstrap against the baseline; * marks deltas whose interval excludes 0.</p>
-</body></html>"""
+        for n, (heading, fig) in enumerate(figures)
+    ]
+    return render_html_report(title, subtitle, table, verdict, divs, provenance)
 
 
 def canonical_path(folder: Path, role: str) -> Path:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from recsys_core.io_utils import csv_for_spreadsheets
+from recsys_core.report import comparison_view, report_provenance
 from ui import charts, state
 from ui.components import (
     done_runs,
@@ -203,45 +203,6 @@ def pretty_verdict(line: str) -> str:
     return f"**{seg}**: {rest}" if sep else line
 
 
-def table_view(table: pd.DataFrame, names: dict) -> pd.DataFrame:
-    """One row per (segment, run): value with interval, delta with interval, mark."""
-
-    def mark(r) -> str:
-        if r["run_id"] == r["baseline"]:
-            return "baseline"
-        if not r["significant"]:
-            return ""
-        return "▲ better" if r["delta"] > 0 else "▼ worse"
-
-    # Segment-major order: the runs of one segment sit together, baseline first.
-    seg_order = {s: i for i, s in enumerate(dict.fromkeys(table["segment"]))}
-    table = table.assign(
-        _s=table["segment"].map(seg_order), _b=(table["run_id"] != table["baseline"]).astype(int)
-    ).sort_values(["_s", "_b"], kind="stable")
-    view = pd.DataFrame(
-        {
-            "Segment": table["segment"].map(charts.segment_label),
-            "Run": table["run_id"].map(names),
-            "Value": table["value"],
-            "95% CI": [
-                f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])
-            ],
-            "Δ vs baseline": [
-                "" if rid == b or not np.isfinite(d) else f"{d:+.4f}"
-                for rid, b, d in zip(table["run_id"], table["baseline"], table["delta"])
-            ],
-            "Δ 95% CI": [
-                "" if rid == b or not np.isfinite(lo) else f"[{lo:+.4f}, {hi:+.4f}]"
-                for rid, b, lo, hi in zip(
-                    table["run_id"], table["baseline"], table["delta_low"], table["delta_high"]
-                )
-            ],
-            "Significant": [mark(r) for _, r in table.iterrows()],
-        }
-    )
-    return view
-
-
 def stacked_metrics(full: list[dict]) -> pd.DataFrame:
     frames = []
     for r in full:
@@ -316,7 +277,7 @@ if picked is not None:
                 icon=":material/info:",
             )
         st.subheader("Metrics table")
-        view = table_view(table, names)
+        view = comparison_view(table, names)
         st.container(key="compare_table_box").dataframe(
             view.style.apply(
                 lambda col: [
@@ -428,8 +389,10 @@ if picked is not None:
             ls=report_lines,
             fs=figs,
         ) -> bytes:
-            # Built on click, in Streamlit's download thread (plotly.js is inlined: ~5 MB).
-            return html_report(title, sub, v, ls, fs).encode()
+            # Built on click, in Streamlit's download thread (plotly.js is inlined: ~5 MB);
+            # dated then, with the runs' ids, settings, split and data fingerprint.
+            prov = report_provenance(full, names, baseline=baseline)
+            return html_report(title, sub, v, ls, fs, prov).encode()
 
         c[2].download_button(
             "Report (standalone HTML)",

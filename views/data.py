@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.data.demo import DEMO_SCENARIOS
+from recsys_core.data.upload import check_upload, undetected_roles
 from ui import charts, state
 from ui.components import (
     empty_state,
@@ -162,20 +163,31 @@ def upload_block(
     if err:
         st.error(md_escape(err), icon=":material/error:")
         return None, None, err
-    with st.expander(f"Columns of {md_escape(up.name)}", expanded=False):
+    missing = undetected_roles(header, kind)
+    with st.expander(f"Columns of {md_escape(up.name)}", expanded=bool(missing)):
+        if missing:
+            st.info(
+                f"Could not guess the {' and '.join(missing)} "
+                f"column{'s' if len(missing) > 1 else ''} from the header: pick "
+                f"{'them' if len(missing) > 1 else 'it'} below.",
+                icon=":material/help:",
+            )
         mapping = mapping_widgets(header, kind, f"data_map_{role}_{kind}_{up.file_id}")
     df, info, err = parse_table(data, up.name, kind, mapping)
     if err:
         st.error(md_escape(err), icon=":material/error:")
         return None, None, err
-    if kind == "interactions":
-        st.success(
-            f"{md_escape(up.name)}: {len(df):,} rows, {df['user_id'].nunique():,} users, {df['item_id'].nunique():,} items",
-            icon=":material/check_circle:",
-        )
-    else:
-        st.success(f"{md_escape(up.name)}: {len(df):,} rows", icon=":material/check_circle:")
-    for w in info.get("warnings") or []:
+    chk = check_upload(df, info, kind, md_escape(up.name))
+    st.success(chk.headline, icon=":material/check_circle:")
+    st.caption("Read as " + " · ".join(f"{c} ← {md_escape(src)}" for c, src in chk.mapping))
+    st.dataframe(
+        chk.preview,
+        hide_index=True,
+        width="stretch",
+        height=38 + 35 * max(len(chk.preview), 1),
+        key=f"data_preview_{role}_{kind}",
+    )
+    for w in chk.warnings:
         st.warning(md_escape(w), icon=":material/warning:")
     return df, dict(mapping), None
 
@@ -320,8 +332,17 @@ def domain_panel(role: str, blob: dict) -> None:
             st.plotly_chart(
                 charts.rating_histogram(blob["ratings"], color), theme=None, key=f"data_r_{role}"
             )
+    if s.get("cleaning"):
+        st.info(
+            "Cleaned on load by the built-in demo's documented rules:\n"
+            + "\n".join(f"- {c}" for c in s["cleaning"]),
+            icon=":material/cleaning_services:",
+        )
     if s["warnings"]:
-        with st.expander(f":material/warning: {len(s['warnings'])} data warning(s)", expanded=True):
+        n = len(s["warnings"])
+        with st.expander(
+            f":material/warning: {n} data warning{'s' if n > 1 else ''}", expanded=True
+        ):
             for w in s["warnings"]:
                 st.warning(w)
 

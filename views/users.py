@@ -209,10 +209,11 @@ def new_user_box(runs, names, meta, scn) -> None:
     )
     target = meta.iloc[: scn.n_target_items]
     order = np.argsort(-target["train_count"].to_numpy(), kind="stable")
+    labels = _title_labels(target)
     chosen = st.multiselect(
         "titles",
         order.tolist(),
-        format_func=lambda i: str(target["title"].iloc[i]),
+        format_func=lambda i: labels[i],
         key="users_new_items",
         max_selections=20,
         placeholder="type to search titles",
@@ -242,6 +243,18 @@ def new_user_box(runs, names, meta, scn) -> None:
                 height=38 + 35 * len(recs),
                 key=f"users_new_{run['run_id']}",
             )
+
+
+def _title_labels(items: pd.DataFrame) -> list[str]:
+    """One label per item: its title, told apart by item id where titles repeat (the
+    ML-100K demo has films of one title from different years, whose ids are
+    "Title (Year)": then the id alone reads best)."""
+    titles = items["title"].astype(str).to_numpy()
+    ids = items["item_id"].astype(str).to_numpy()
+    repeated = pd.Series(titles).duplicated(keep=False).to_numpy()
+    return [
+        (i if t in i else f"{t} ({i})") if rep else t for t, i, rep in zip(titles, ids, repeated)
+    ]
 
 
 def _recs_frame(recs: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:

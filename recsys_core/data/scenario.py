@@ -190,8 +190,15 @@ def build_scenario(
         title_to_t = title_to_t[~title_to_t.index.duplicated() & (title_to_t.index != "")]
         by_title = pd.Index(title_to_t.index).get_indexer(s_titles.to_numpy())
         by_title = np.where(by_title >= 0, title_to_t.to_numpy()[np.maximum(by_title, 0)], -1)
+        # A same-id link always wins: a title match may not claim a target item that a
+        # source item carries under its own id. (On the ML-1M -> ML-100K demo, titles have
+        # no year, so "101 Dalmatians" of 1961 used to claim the 1996 film before the
+        # source's own "101 Dalmatians (1996)" came, which then joined as a second joint
+        # item with the same id.)
+        by_title = np.where(np.isin(by_title, by_id[by_id >= 0]), -1, by_title)
         link = np.where(by_id >= 0, by_id, by_title)
-        # Two source items mapping to one target item (title collisions): keep the first.
+        # Two source items mapping to one target item by title (title collisions): keep
+        # the first. Ids are unique, so only title links can collide here.
         dup = pd.Series(link).duplicated() & (link >= 0)
         link = np.where(dup.to_numpy(), -1, link)
         only_src = link < 0

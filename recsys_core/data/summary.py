@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.data.schema import ITEM, RATING, TIME, USER, Domain
+from recsys_core.errors import CLEANING_CODES
 
 _QUANTILES = (
     ("min", 0.0),
@@ -33,7 +34,9 @@ def summarize(domain: Domain) -> dict[str, Any]:
         * ``per_user`` / ``per_item``: interactions per user / item as
           ``{"min", "p25", "median", "p75", "p90", "max", "mean"}`` (floats);
         * ``item_table_rows`` / ``user_table_rows`` (int or None), ``text_fields`` (list);
-        * ``warnings``: each warning as a string.
+        * ``warnings``: each warning as a string;
+        * ``cleaning``: what the built-in demo loader cleaned by its documented rules
+          (:data:`~recsys_core.errors.CLEANING_CODES`), as strings: notes, not problems.
     """
     df = domain.interactions
     n_users = int(df[USER].nunique())
@@ -68,7 +71,8 @@ def summarize(domain: Domain) -> dict[str, Any]:
         "item_table_rows": None if domain.items is None else len(domain.items),
         "user_table_rows": None if domain.users is None else len(domain.users),
         "text_fields": list(domain.text_fields),
-        "warnings": [str(w) for w in domain.warnings],
+        "warnings": [str(w) for w in domain.warnings if w.code not in CLEANING_CODES],
+        "cleaning": [str(w) for w in domain.warnings if w.code in CLEANING_CODES],
     }
 
 
@@ -106,6 +110,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         out.append(f"  item table    {s['item_table_rows']:,} rows; text fields: {tf}")
     if s.get("user_table_rows") is not None:
         out.append(f"  user table    {s['user_table_rows']:,} rows")
+    out.extend(f"  cleaned       {c}" for c in s.get("cleaning") or [])
     warnings = s.get("warnings") or []
     if warnings:
         out.append(f"  warnings ({len(warnings)}):")
@@ -113,6 +118,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     else:
         out.append("  warnings      none")
     return "\n".join(out)
+
+
+def count_noun(n: int, singular: str, plural: str | None = None) -> str:
+    """'1 item', '0 items', '1,234 items' (``plural`` defaults to singular + 's')."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
 def _distribution(ids: pd.Series) -> dict[str, float]:

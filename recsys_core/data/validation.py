@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_core.data.schema import ITEM, RATING, TIME, USER
+from recsys_core.data.summary import count_noun
 from recsys_core.errors import DataError, DataWarning
 
 RowLines = Callable[[np.ndarray], list[int]]
@@ -594,7 +595,7 @@ def drop_duplicate_keys(
     where = f" in '{file}'" if file else ""
     w = DataWarning(
         code=f"duplicate_{what}_rows",
-        message=f"{n:,} repeated {what} ids{where}: kept the first row of each",
+        message=f"{count_noun(n, f'repeated {what} id')}{where}: kept the first row of each",
         count=n,
         examples=examples,
     )
@@ -618,16 +619,21 @@ def interaction_warnings(
         merged_examples: a few "user -> item" strings for the duplicate warning.
 
     Returns:
-        Warnings with codes ``duplicate_interactions``, ``single_interaction_users``,
+        Warnings with codes ``implausible_ratings``, ``duplicate_interactions``,
+        ``single_interaction_users``,
         ``single_interaction_items``, ``items_missing_from_item_table`` and
         ``users_missing_from_user_table``, only those that apply.
     """
     out: list[DataWarning] = []
+    ratings = implausible_ratings(df)
+    if ratings is not None:
+        out.append(ratings)
     if n_merged:
         out.append(
             DataWarning(
                 "duplicate_interactions",
-                f"{n_merged:,} repeated (user, item) interactions were merged, keeping the "
+                f"{count_noun(n_merged, 'repeated (user, item) interaction')} "
+                f"{'was' if n_merged == 1 else 'were'} merged, keeping the "
                 "highest rating and the earliest timestamp",
                 n_merged,
                 tuple(merged_examples[:5]),
@@ -640,7 +646,8 @@ def interaction_warnings(
             out.append(
                 DataWarning(
                     f"single_interaction_{what}",
-                    f"{len(single):,} of {len(counts):,} {what} have a single interaction "
+                    f"{len(single):,} of {count_noun(len(counts), what[:-1])} "
+                    f"{'has' if len(single) == 1 else 'have'} a single interaction "
                     "(too few to both train and test on)",
                     len(single),
                     tuple(map(str, single[:5])),
@@ -655,14 +662,65 @@ def interaction_warnings(
             out.append(
                 DataWarning(
                     f"{what}s_missing_from_{what}_table",
-                    f"{len(missing):,} of {len(ids):,} {what}s in the interactions have no row in "
-                    f"the {what} table"
+                    f"{len(missing):,} of {count_noun(len(ids), what)} in the interactions "
+                    f"{'has' if len(missing) == 1 else 'have'} no row in the {what} table"
                     + (" (they get their id as text)" if what == "item" else ""),
                     len(missing),
                     tuple(map(str, missing[:5])),
                 )
             )
     return out
+
+
+RATING_MAX_PLAUSIBLE = 1e6
+"""Ratings above this are flagged: no rating scale or count of plays reaches it, while
+unit mix-ups (prices in cents, timestamps in the rating column) and 1e308 do."""
+
+
+def implausible_ratings(df: pd.DataFrame, *, row_numbers: bool = False) -> DataWarning | None:
+    """A warning naming the rows whose rating is negative, above
+    :data:`RATING_MAX_PLAUSIBLE` or infinite; None when every rating is plausible.
+
+    Blank (NaN) ratings are implicit feedback, not flagged. Such ratings parse and train,
+    but a single 1e308 dominates every rating-weighted loss and every mean: they are
+    almost always a mistake in the export.
+
+    Args:
+        df: canonical interactions (user_id, item_id, rating).
+        row_numbers: ``df`` is in file order (one row per data row, as read, before
+            duplicates are merged): name the rows by number too ("row 3", header not
+            counted).
+
+    Returns:
+        ``DataWarning("implausible_ratings", ...)`` with up to five examples such as
+        "row 3: u1 -> i9 = -3".
+    """
+    if RATING not in df.columns or len(df) == 0:
+        return None
+    r = df[RATING].to_numpy(dtype=np.float64)
+    bad = (r < 0) | (r > RATING_MAX_PLAUSIBLE) | np.isinf(r)
+    idx = np.flatnonzero(bad)
+    if len(idx) == 0:
+        return None
+    n = len(idx)
+    shown = idx[:5]
+    examples = tuple(
+        ("row " + f"{int(i) + 1:,}: " if row_numbers else "")
+        + f"{df[USER].iloc[i]} -> {df[ITEM].iloc[i]} = {r[i]:g}"
+        for i in shown
+    )
+    where = ""
+    if row_numbers:
+        rows = ", ".join(f"{int(i) + 1:,}" for i in idx[:MAX_OFFENDERS])
+        more = f" and {n - MAX_OFFENDERS:,} more" if n > MAX_OFFENDERS else ""
+        where = f" (data row{'s' if n > 1 else ''} {rows}{more})"
+    return DataWarning(
+        "implausible_ratings",
+        f"{n:,} rating{'s are' if n > 1 else ' is'} outside the plausible range 0 to "
+        f"{RATING_MAX_PLAUSIBLE:,.0f}{where}; check the rating column",
+        n,
+        examples,
+    )
 
 
 # --------------------------------------------------------------------------- helpers

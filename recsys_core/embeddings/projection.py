@@ -30,6 +30,42 @@ _METHODS = ("umap", "pca")
 _CACHE_VERSION = 1
 
 
+MAX_CATEGORIES = 12
+"""How many categories a map colours apart: beyond about a dozen, hues stop being told
+apart at a glance, so rarer ones are grouped."""
+
+
+def group_rare(
+    labels, keep: int = MAX_CATEGORIES, other: str = "other", fixed: tuple[str, ...] = ()
+) -> tuple[np.ndarray, list[str]]:
+    """Keep the ``keep`` most frequent labels, call the rest ``other``.
+
+    Args:
+        labels: sequence (n,) of category labels (e.g. each point's first genre).
+        keep: how many distinct labels keep their own name (ties: first seen first).
+        fixed: labels that are never grouped nor counted against ``keep`` (e.g. "users").
+
+    Returns:
+        (object array (n,) of labels after grouping, category order: kept labels by
+        falling frequency, then ``other`` if used, then the ``fixed`` labels present).
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, not {keep}")
+    s = np.asarray([str(x) for x in labels], dtype=object)
+    names, first, counts = np.unique(s, return_index=True, return_counts=True)
+    order = sorted(
+        (i for i in range(len(names)) if names[i] not in fixed),
+        key=lambda i: (-counts[i], first[i]),
+    )
+    kept = [str(names[i]) for i in order[:keep]]
+    grouped = np.array(
+        [x if (x in fixed or x in kept) else other for x in s.tolist()], dtype=object
+    )
+    cats = kept + ([other] if len(order) > keep else [])
+    cats += [f for f in fixed if f in set(s.tolist())]
+    return grouped, cats
+
+
 def _validate(X: np.ndarray, method: str, n_neighbors: int, min_dist: float) -> np.ndarray:
     if method not in _METHODS:
         raise ValueError(f"method must be 'umap' or 'pca', not {method!r}")

@@ -1,15 +1,22 @@
 """Fixtures for the AppTest tests: a tiny scenario and a run store with finished runs.
 
 The scenario is the small books -> audiobooks sample in ``sample_data/`` (40 target
-users, 30 target items, a source with 25 shared users and 16 items linked by title).
-The runs are made by the real pipeline with a random 32-d text tensor in place of the
-language model, 2 epochs and 50 bootstrap samples, so the whole set-up takes seconds.
+users, 30 target items, a source with 25 shared users) reshaped like the flagship
+ML-1M -> ML-100K demo (see :func:`demo_shaped_dir`): 8 items shared by id, 8 linked by
+title, a source "remake" whose title collides with a shared item, and two target items
+with one title. The runs are made by the real pipeline with a random 32-d text tensor in
+place of the language model, 2 epochs and 50 bootstrap samples, so the whole set-up
+takes seconds.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,15 +25,55 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 SAMPLE = ROOT / "sample_data"
 
+SHARED_BY_ID = [f"ab-{i:03d}" for i in range(9, 17)]
+"""Target items whose source copy carries the same id (bk-0009..16 renamed)."""
+DUPLICATE_TITLE = "The Burning Orchard"
+"""Title of both ab-029 and ab-030 in the demo-shaped target."""
+
+
+@functools.cache
+def demo_shaped_dir() -> Path:
+    """The sample files, reshaped like the ML-1M -> ML-100K demo, in a temp folder.
+
+    * bk-0009..bk-0016 take their audiobook's id (ab-009..ab-016): shared by id, as the
+      demo's "Title (Year)" ids are; bk-0001..bk-0008 stay linked by title.
+    * bk-0100 "The Golden Map" (1990), a remake titled like the shared ab-013 and listed
+      first in the source (the demo's "101 Dalmatians" of 1961 against the 1996 film).
+    * ab-030 is retitled "The Burning Orchard", ab-029's title (the demo's target has
+      repeated titles too).
+    """
+    import pandas as pd
+
+    out = Path(tempfile.mkdtemp(prefix="rtl-demo-shaped-"))
+    atexit.register(shutil.rmtree, out, True)
+    rename = {f"bk-{i:04d}": f"ab-{i:03d}" for i in range(9, 17)}
+    s_items = pd.read_csv(SAMPLE / "source_items.csv", dtype=str, keep_default_na=False)
+    s_items["item_id"] = s_items["item_id"].replace(rename)
+    remake = s_items[s_items["item_id"] == "ab-013"].assign(item_id="bk-0100", year="1990")
+    pd.concat([s_items, remake]).to_csv(out / "source_items.csv", index=False)
+    s_inter = pd.read_csv(SAMPLE / "source_interactions.csv", dtype=str)
+    s_inter["item_id"] = s_inter["item_id"].replace(rename)
+    first = str(int(s_inter["timestamp"].astype(int).min()) - 86_400)
+    early = pd.DataFrame(
+        {"user_id": ["u0007", "u0047"], "item_id": "bk-0100", "rating": "4", "timestamp": first}
+    )
+    pd.concat([early, s_inter]).to_csv(out / "source_interactions.csv", index=False)
+    t_items = pd.read_csv(SAMPLE / "target_items.csv", dtype=str, keep_default_na=False)
+    t_items.loc[t_items["item_id"] == "ab-030", ["title", "year"]] = [DUPLICATE_TITLE, "2019"]
+    t_items.to_csv(out / "target_items.csv", index=False)
+    shutil.copy(SAMPLE / "target_interactions.csv", out / "target_interactions.csv")
+    return out
+
 
 def sample_spec(name: str = "sample"):
     from recsys_core.pipeline import ScenarioSpec
 
+    data = demo_shaped_dir()
     return ScenarioSpec(
-        target_interactions=str(SAMPLE / "target_interactions.csv"),
-        target_items=str(SAMPLE / "target_items.csv"),
-        source_interactions=str(SAMPLE / "source_interactions.csv"),
-        source_items=str(SAMPLE / "source_items.csv"),
+        target_interactions=str(data / "target_interactions.csv"),
+        target_items=str(data / "target_items.csv"),
+        source_interactions=str(data / "source_interactions.csv"),
+        source_items=str(data / "source_items.csv"),
         name=name,
     )
 

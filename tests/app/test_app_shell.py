@@ -21,6 +21,20 @@ def test_streamlit_config_hides_tracebacks_and_the_toolbar() -> None:
     assert cfg["client"]["toolbarMode"] == "minimal"
 
 
+def test_streamlit_config_suits_a_deployed_app_that_trains_in_process() -> None:
+    """No file watcher and no forced full GC after every (fragment) rerun: both stalled
+    the training thread while the Train page polled. Every option is one Streamlit
+    knows (a misspelt key would be ignored silently)."""
+    from streamlit import config
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["fileWatcherType"] == "none"
+    assert cfg["runner"]["postScriptGC"] is False
+    known = config.get_config_options()
+    unknown = [f"{s}.{k}" for s, opts in cfg.items() for k in opts if f"{s}.{k}" not in known]
+    assert not unknown
+
+
 def test_sidebar_shows_scenario_device_and_store(loaded_app, scenario) -> None:
     from recsys_core.runs.jobs import JobManager
 
@@ -38,7 +52,7 @@ def test_sidebar_shows_scenario_device_and_store(loaded_app, scenario) -> None:
     assert "**sample**" in md
     assert any(m.startswith(":material/memory: CPU") or "CUDA" in m for m in md)
     cap = " ".join(texts(at.sidebar, "caption"))
-    assert "target: 40 users, 30 items" in cap and "source: 60 users, 48 items" in cap
+    assert "target: 40 users, 30 items" in cap and "source: 60 users, 49 items" in cap
     assert at.sidebar.code[0].value == at.session_state[state.STORE_ROOT]
 
 

@@ -107,10 +107,46 @@ def test_html_report_is_standalone() -> None:
         [("Sizes", fig)],
     )
     assert html.startswith("<!doctype html>")
-    assert "a&lt;b" in html and "<li>all: no gain.</li>" in html
+    assert "a&lt;b" in html and "<li>All users: no gain.</li>" in html
     # plotly.js is inlined (a few MB), not loaded from a CDN: the file works offline.
     assert len(html) > 1_000_000
     assert 'src="https://cdn.plot.ly' not in html
+
+
+def test_html_report_of_stored_runs_carries_their_provenance(loaded_app, finished_runs) -> None:
+    """The report the Compare page exports: the table as shown (readable segments, 4
+    decimals, the legend of its markers) and the runs' ids, settings, split, data."""
+    import re
+
+    from recsys_core import __version__
+    from recsys_core.report import comparison_view, report_provenance
+
+    store, ids = finished_runs
+    runs = [store.get_run(r) for r in ids]
+    names = {r["run_id"]: r["strategy"] for r in runs}
+    base = default_baseline(runs)
+    table = compare_runs(store, ids, baseline=base, metric="ndcg", k=10)
+    view = comparison_view(table, names)
+    page = html_report(
+        "Transfer report: sample",
+        "NDCG@10",
+        view,
+        verdict(table),
+        [],
+        report_provenance(runs, names, baseline=base),
+    )
+    for r in runs:
+        assert f"<td>{r['run_id']}</td>" in page
+    assert runs[0]["data_fingerprint"] in page and f"Recsys Transfer Lab {__version__}" in page
+    assert "cold_ks = [0, 1, 3, 5]" in page and "before-target" in page
+    assert "epochs = 2" in page  # the fixture's model settings
+    assert "<td>Cold users, k = 0</td>" in page and "cold_users_k0" not in page
+    cells = re.findall(r"<td>(-?\d+\.\d+)</td>", page)
+    assert cells and all(len(c.split(".")[1]) == 4 for c in cells)
+    legend = re.search(r'<ul class="legend">(.*?)</ul>', page).group(1)
+    marks = {m for m in view["Significant"] if m}
+    assert set(re.findall(r"<b>(.*?)</b>", legend)) - {"no mark"} == marks
+    assert ("<b>no mark</b>" in legend) == ("" in set(view["Significant"]))
 
 
 # --------------------------------------------------------------------------- external runs

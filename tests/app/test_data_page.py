@@ -36,8 +36,14 @@ def test_one_click_demo_loads_ml100k(app) -> None:
     # Single domain: no link metrics, an info box instead; the cleaning note is shown.
     assert any("Single domain, no source" in displayed(i.value) for i in app.info)
     assert any("307 repeated (user, item) pairs" in c for c in texts(app, "caption"))
-    # Data warnings are shown, not hidden.
-    assert any("title" in displayed(w.value) for w in app.warning)
+    # The demo's own documented cleaning is a note, not a yellow data warning.
+    notes = [displayed(i.value) for i in app.info if "Cleaned on load" in displayed(i.value)]
+    assert len(notes) == 1 and "18 item rows share a title id" in notes[0]
+    assert "307 (user, item) pairs occurred twice" in notes[0]
+    assert not any(
+        "title id" in displayed(w.value) or "occurred twice" in displayed(w.value)
+        for w in app.warning
+    )
 
 
 def test_loaded_scenario_summary_links_and_segment_preview(loaded_app, scenario) -> None:
@@ -48,7 +54,8 @@ def test_loaded_scenario_summary_links_and_segment_preview(loaded_app, scenario)
     assert m["Users"] == "40" and m["Items"] == "30" and m["Interactions"] == "144"
     assert m["Density"] == "12.00%"
     assert m["Shared users"] == "25"
-    assert m["Shared items (same title)"] == "16"
+    assert m["Shared items (same id)"] == "8"  # the demo-shaped fixture: 8 by id, 8 by
+    assert m["Shared items (same title)"] == "8"  # title, a remake's title match dropped
     assert m["Item text in both"] == "yes"
     # Per-domain tabs for target and source, with their distributions.
     assert [t.label for t in at.tabs][:2] == [
@@ -59,7 +66,7 @@ def test_loaded_scenario_summary_links_and_segment_preview(loaded_app, scenario)
     sizes = frame_with(at, "Test interactions")
     # 2 test cold items and 2 validation cold items (5% of 30 items each, rounded)
     assert list(sizes["Users"]) == [29, 4, 4, 4, 4, 8]
-    assert list(sizes["Segment"])[:2] == ["Warm users", "Cold users, k=0"]
+    assert list(sizes["Segment"])[:2] == ["Warm users", "Cold users, k = 0"]
 
 
 def test_split_settings_rebuild_the_split(loaded_app) -> None:
@@ -74,8 +81,8 @@ def test_split_settings_rebuild_the_split(loaded_app) -> None:
     sizes = frame_with(at, "Test interactions")
     assert list(sizes["Segment"]) == [
         "Warm users",
-        "Cold users, k=0",
-        "Cold users, k=3",
+        "Cold users, k = 0",
+        "Cold users, k = 3",
         "Cold items",
     ]
     from recsys_core.data.split_types import SplitConfig
@@ -162,3 +169,56 @@ def test_remapping_a_column_changes_what_is_read(app) -> None:
     assert not app.error
     assert any(displayed(s.value).startswith("broken_ratings.csv: 12 rows") for s in app.success)
     assert not app.button(key="data_up_go").disabled
+
+
+def upload_target(app, name: str, data: bytes) -> None:
+    app.run()
+    target = next(u for u in app.get("file_uploader") if u.label == "Interactions")
+    target.set_value((name, data, "text/csv"))
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+
+
+def test_upload_previews_parsed_rows_and_flags_implausible_ratings(app) -> None:
+    rows = [
+        "user_id,item_id,rating,timestamp",
+        "u1,i1,4,2023-01-07T18:06:17Z",
+        "u2,i1,-3,2023-01-08T00:00:00Z",
+        "u1,i2,1e308,2023-01-09T00:00:00Z",
+        "u3,i3,5,2023-01-10T00:00:00Z",
+        "u3,i2,2,2023-01-11T00:00:00Z",
+        "u2,i3,3,2023-01-12T00:00:00Z",
+    ]
+    upload_target(app, "odd.csv", ("\n".join(rows) + "\n").encode())
+    assert [s.value for s in app.success] == ["odd.csv: 6 rows, 3 users, 3 items"]
+    # what the loader understood: the column roles and the first parsed rows
+    assert any(
+        "`user_id` ← `user_id`" in c and "`timestamp` ← `timestamp`" in c
+        for c in texts(app, "caption")
+    )
+    preview = frame_with(app, "user_id")
+    assert len(preview) == 5
+    assert list(preview["user_id"]) == ["u1", "u2", "u1", "u3", "u3"]
+    assert list(preview["rating"][:3]) == [4.0, -3.0, 1e308]
+    assert preview["timestamp"].iloc[0] == "2023-01-07 18:06:17"
+    # parsed, usable, but flagged with the rows to look at
+    (w,) = [w.value for w in app.warning]
+    assert "2 ratings are outside the plausible range 0 to 1,000,000" in w
+    assert "data rows 2, 3" in w and "u2 -> i1 = -3" in w and "u1 -> i2 = 1e+308" in w
+    assert not app.button(key="data_up_go").disabled
+
+
+def test_unguessable_column_opens_the_mapping_and_plurals_are_right(app) -> None:
+    upload_target(app, "one.csv", b"who,what\nalice,book\n")
+    exp = next(e for e in app.expander if e.label == "Columns of one.csv")
+    assert exp.proto.expanded
+    assert any("Could not guess the user id and item id columns" in i.value for i in exp.info)
+    keys = {s.key.rsplit("_", 1)[-1]: s for s in exp.selectbox}
+    keys["user"].set_value("who")
+    keys["item"].set_value("what")
+    app.run()
+    assert [s.value for s in app.success] == ["one.csv: 1 row, 1 user, 1 item"]
+    # a header the loader reads closes it again
+    upload_target(app, "target_interactions.csv", (SAMPLE / "target_interactions.csv").read_bytes())
+    exp = next(e for e in app.expander if e.label == "Columns of target_interactions.csv")
+    assert not exp.proto.expanded

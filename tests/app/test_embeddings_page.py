@@ -110,4 +110,31 @@ def test_pca_at_once_and_umap_button_when_not_cached(loaded_app, finished_runs) 
     at = open_emb(loaded_app)
     assert any("UMAP is not computed yet" in c for c in texts(at, "caption"))
     assert at.button(key="emb_umap_go").label == "Compute UMAP"
-    assert any(c.startswith("PCA of 186 points") for c in texts(at, "caption"))
+    # 63 joint items (30 target, 33 source only) x 3 stages
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
+
+
+def test_genre_colours_are_distinct_and_rare_genres_grouped() -> None:
+    """MovieLens has 18 genres: the 12 most frequent get a hue each (Drama and Adventure
+    no longer share blue), the rest one grey "other"; users keep their own colour."""
+    import pandas as pd
+
+    from ui import charts
+
+    genres = [f"g{i:02d}" for i in range(18)]
+    rows = [g for i, g in enumerate(genres) for _ in range(40 - i)]  # g00 most frequent
+    rows = ["Drama"] * 60 + ["Adventure"] * 50 + rows + ["users"] * 5  # 20 genres in all
+    pts = pd.DataFrame(
+        {"x": range(len(rows)), "y": 0.0, "stage": "final", "title": "t", "genre": rows}
+    )
+    fig = charts.embedding_map(pts, "genre", "pca")
+    traces = {t.name: t.marker.color for t in fig.data}
+    assert list(traces)[:2] == ["Drama", "Adventure"]
+    assert len(traces) == 12 + 2  # 12 genres, other, users
+    named = [c for n, c in traces.items() if n not in ("other", "users")]
+    assert len(set(named)) == 12  # no colour twice
+    assert traces["Drama"] != traces["Adventure"]
+    assert traces["other"] == charts.SPECIAL_COLORS["other"] not in named
+    assert traces["users"] == charts.SPECIAL_COLORS["users"]
+    other = next(t for t in fig.data if t.name == "other")
+    assert len(other.x) == sum(40 - i for i in range(10, 18))  # g10..g17, the 8 rarest

@@ -139,3 +139,40 @@ def test_runs_of_another_split_offer_to_rebuild_it(app, finished_runs, scenario)
     assert not app.exception
     assert app.session_state[state.SCENARIO].fingerprint() == scenario[0].fingerprint()
     assert len(top_frames(app)) == 2
+
+
+def test_new_user_box_on_the_demo_shape_for_every_run(loaded_app, finished_runs, scenario) -> None:
+    """The fixture has the flagship demo's shape (ids shared by source and target, a
+    source title colliding with a shared item, two target items with one title): a
+    history of a shared item and a repeated title gives every run with item vectors a
+    list (the demo crashed here with InvalidIndexError), popularity a friendly note."""
+    from tests.app.conftest import DUPLICATE_TITLE, SHARED_BY_ID
+
+    store, ids = finished_runs
+    scn = scenario[0]
+    assert len(set(scn.item_ids)) == scn.n_items  # one joint row per id
+    assert scn.links.shared_items_by_id == len(SHARED_BY_ID)
+    at = open_users(loaded_app)
+    at.multiselect(key="users_runs").set_value(ids).run()  # every strategy of the fixture
+    box = at.multiselect(key="users_new_items")
+    meta = item_frame(scn).iloc[: scn.n_target_items]
+    # the repeated title is offered twice, told apart by item id
+    assert sorted(o for o in box.options if DUPLICATE_TITLE in o) == [
+        f"{DUPLICATE_TITLE} (ab-029)",
+        f"{DUPLICATE_TITLE} (ab-030)",
+    ]
+    row = {i: n for n, i in enumerate(meta["item_id"].astype(str))}
+    # ab-013: shared by id, and its title is also the source remake's
+    box.set_value([row["ab-013"], row["ab-030"]]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    frames = [d.value for d in at.dataframe if "Score" in getattr(d.value, "columns", [])]
+    strategies = [store.get_run(r)["strategy"] for r in ids]
+    assert strategies == ["popularity", "target-only", "fine-tune"]
+    assert len(frames) == 2  # target-only, fine-tune
+    for frame in frames:
+        assert len(frame) == 10
+        recommended = list(frame["Recommended"])
+        assert "The Golden Map" not in recommended  # given, so never recommended
+        assert recommended.count(DUPLICATE_TITLE) <= 1  # ab-029 may be, ab-030 was given
+        assert set(frame["Because you liked"]) <= {"The Golden Map", DUPLICATE_TITLE}
+    assert any("keeps no item vectors" in i.value for i in at.info)

@@ -56,9 +56,9 @@ def test_caption_says_where_the_interval_first_includes_zero() -> None:
         "the interval first includes zero at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
         "**All users** · fine-tune: no measurable gain at any value (every 95% interval "
         "includes zero).",
-        "**Cold users, k=0** · mapping: gains +0.0800 [+0.0300, +0.1300] at 10 warm users; "
+        "**Cold users, k = 0** · mapping: gains +0.0800 [+0.0300, +0.1300] at 10 warm users; "
         "the interval first includes zero at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
-        "**Cold users, k=0** · fine-tune: no measurable gain at any value (every 95% "
+        "**Cold users, k = 0** · fine-tune: no measurable gain at any value (every 95% "
         "interval includes zero).",
     ]
 
@@ -78,7 +78,7 @@ def test_caption_for_a_loss_and_for_source_interactions() -> None:
     )
     (line,) = curve_verdict(df)
     assert line == (
-        "**Cold users, k=0** · mapping: the interval first includes zero at 3 source "
+        "**Cold users, k = 0** · mapping: the interval first includes zero at 3 source "
         "interactions (+0.0000 [-0.0200, +0.0300]); a gain is measurable first at all source "
         "interactions (≈7.2 per cold user) (+0.0400 [+0.0100, +0.0700]). Worse than the "
         "baseline at 0 source interactions."
@@ -90,7 +90,7 @@ def test_curve_figure_log_axis_panels_bands_and_baseline() -> None:
     fig = charts.what_if_curve(df)
     # One panel per segment, titled as on the compare page.
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[:2] == ["All users", "Cold users, k=0"]
+    assert titles[:2] == ["All users", "Cold users, k = 0"]
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
     # Ticks: 10, 30, 100 at themselves, "all" at the effective number of warm users.
     assert list(fig.layout.xaxis.tickvals) == [10, 30, 100, 500]

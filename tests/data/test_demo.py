@@ -65,6 +65,14 @@ def test_ml100k_counts_and_merge(ml100k: demo.DemoScenario) -> None:
     assert t.n_items == 1664 and len(t.items) == 1664
     assert not t.interactions.duplicated([USER, ITEM]).any()
     assert [w.count for w in t.warnings] == [18, 307]
+    # the documented cleaning is a note of the summary, not a data warning
+    from recsys_core.data.summary import summarize
+    from recsys_core.errors import CLEANING_CODES
+
+    assert {w.code for w in t.warnings} <= CLEANING_CODES
+    s = summarize(t)
+    assert s["warnings"] == [] and len(s["cleaning"]) == 2
+    assert s["cleaning"][0].startswith("18 item rows share a title id")
     # 100k_113 rated "Chasing Amy" twice: 5 at 875076872, 4 at 875935609 -> max rating, earliest time
     row = t.interactions[
         (t.interactions[USER] == "100k_113") & (t.interactions[ITEM] == "Chasing Amy (1997)")

@@ -36,8 +36,8 @@ def test_summarize_counts_and_distributions() -> None:
     assert s["item_table_rows"] == 3 and s["user_table_rows"] is None
     assert s["text_fields"] == ["title"]
     assert s["warnings"] == [
-        "1 of 3 users have a single interaction (too few to both train and test on) (e.g. u3)",
-        "1 of 3 items have a single interaction (too few to both train and test on) (e.g. c)",
+        "1 of 3 users has a single interaction (too few to both train and test on) (e.g. u3)",
+        "1 of 3 items has a single interaction (too few to both train and test on) (e.g. c)",
     ]
     json.dumps(s)  # JSON-able for the app and the run store
 
@@ -61,4 +61,4 @@ def test_format_summary_block() -> None:
     assert lines[3] == "  time span     2021-01-01 to 2021-03-15"
     assert lines[4] == "  per user      min 1, median 2, p90 2.80, max 3, mean 2.0"
     assert lines[-3] == "  warnings (2):"
-    assert lines[-1].startswith("    - 1 of 3 items have a single interaction")
+    assert lines[-1].startswith("    - 1 of 3 items has a single interaction")

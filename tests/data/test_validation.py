@@ -231,3 +231,40 @@ def test_load_domain_names_the_failing_file() -> None:
     with pytest.raises(DataError) as e:
         load_domain(b"user,item\n1,a\n", io.BytesIO(b"item_id,title\n,x\n"))
     assert e.value.file == "items file" and e.value.rows == [2]
+
+
+def test_implausible_ratings_are_warnings_naming_the_rows():
+    import pandas as pd
+
+    from recsys_core.data.validation import implausible_ratings
+
+    df = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "d", "e"],
+            "item_id": ["x", "y", "z", "x", "y"],
+            "rating": [4.0, -3.0, 1e308, float("nan"), 1e6],
+        }
+    )
+    w = implausible_ratings(df, row_numbers=True)
+    assert w.code == "implausible_ratings" and w.count == 2
+    assert "(data rows 2, 3)" in w.message
+    assert w.examples == ("row 2: b -> y = -3", "row 3: c -> z = 1e+308")
+    # 1e6 itself, blanks (implicit feedback) and ordinary ratings pass
+    assert implausible_ratings(df.iloc[[0, 3, 4]]) is None
+    one = implausible_ratings(df.iloc[[1]])
+    assert one.message.startswith("1 rating is outside") and "row" not in one.message
+
+
+def test_load_domain_and_cli_validate_show_implausible_ratings(tmp_path, capsys):
+    from recsys_core.cli import main
+    from recsys_core.data.loaders import load_domain
+
+    f = tmp_path / "r.csv"
+    f.write_text("user_id,item_id,rating\nu1,i1,4\nu1,i2,-3\nu2,i1,5\nu2,i2,2e9\n")
+    d = load_domain(str(f), name="r")
+    (w,) = [w for w in d.warnings if w.code == "implausible_ratings"]
+    assert w.count == 2 and w.examples == ("u1 -> i2 = -3", "u2 -> i2 = 2e+09")
+    assert main(["validate", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "2 ratings are outside the plausible range 0 to 1,000,000" in out
+    assert "u1 -> i2 = -3" in out

@@ -114,3 +114,17 @@ def test_umap_separates_clusters_and_is_cached(tmp_path: Path) -> None:
     own = np.linalg.norm(Y[:100] - c0, axis=1) < np.linalg.norm(Y[:100] - c1, axis=1)
     assert own.mean() > 0.95
     np.testing.assert_array_equal(cached_projection(X, "umap", tmp_path, seed=0), Y)
+
+
+def test_group_rare_keeps_the_most_frequent_labels() -> None:
+    from recsys_core.embeddings.projection import group_rare
+
+    labels = ["Drama"] * 5 + ["Adventure"] * 4 + ["Comedy"] * 4 + ["War", "Film-Noir"] + ["users"]
+    grouped, cats = group_rare(labels, keep=3, fixed=("users",))
+    # ties keep the first seen: Adventure before Comedy
+    assert cats == ["Drama", "Adventure", "Comedy", "other", "users"]
+    assert grouped.tolist() == [*labels[:13], "other", "other", "users"]
+    same, cats2 = group_rare(labels[:9], keep=3)
+    assert cats2 == ["Drama", "Adventure"] and same.tolist() == labels[:9]  # nothing grouped
+    with pytest.raises(ValueError, match="keep"):
+        group_rare(labels, keep=0)
