@@ -195,6 +195,8 @@ def report_provenance(
     ]
     if baseline is not None:
         facts.append(("Baseline", f"{names.get(baseline, baseline)} (run {baseline})"))
+    else:
+        facts.append(("Baseline", "the best baseline of each segment"))
     rows = [
         {
             "Run": names[r["run_id"]],

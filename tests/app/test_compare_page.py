@@ -124,7 +124,7 @@ def test_html_report_of_stored_runs_carries_their_provenance(loaded_app, finishe
     store, ids = finished_runs
     runs = [store.get_run(r) for r in ids]
     names = {r["run_id"]: r["strategy"] for r in runs}
-    base = default_baseline(runs)
+    base = None  # each segment against its own best baseline, the page's default
     table = compare_runs(store, ids, baseline=base, metric="ndcg", k=10)
     view = comparison_view(table, names)
     page = html_report(
@@ -147,6 +147,7 @@ def test_html_report_of_stored_runs_carries_their_provenance(loaded_app, finishe
     marks = {m for m in view["Significant"] if m}
     assert set(re.findall(r"<b>(.*?)</b>", legend)) - {"no mark"} == marks
     assert ("<b>no mark</b>" in legend) == ("" in set(view["Significant"]))
+    assert "the best baseline of each segment" in page
 
 
 # --------------------------------------------------------------------------- external runs
