@@ -179,7 +179,11 @@ def upload_block(
         return None, None, err
     chk = check_upload(df, info, kind, md_escape(up.name))
     st.success(chk.headline, icon=":material/check_circle:")
-    st.caption("Read as " + " · ".join(f"{c} ← {md_escape(src)}" for c, src in chk.mapping))
+    # a column name is shown as code; a backtick in it would close the code span early
+    st.caption(
+        "Read as "
+        + " · ".join(f"`{c}` ← `{str(src).replace('`', chr(39))}`" for c, src in chk.mapping)
+    )
     st.dataframe(
         chk.preview,
         hide_index=True,
