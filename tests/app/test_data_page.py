@@ -202,7 +202,7 @@ def test_upload_previews_parsed_rows_and_flags_implausible_ratings(app) -> None:
     assert list(preview["rating"][:3]) == [4.0, -3.0, 1e308]
     assert preview["timestamp"].iloc[0] == "2023-01-07 18:06:17"
     # parsed, usable, but flagged with the rows to look at
-    (w,) = [w.value for w in app.warning]
+    (w,) = [displayed(w.value) for w in app.warning]
     assert "2 ratings are outside the plausible range 0 to 1,000,000" in w
     assert "data rows 2, 3" in w and "u2 -> i1 = -3" in w and "u1 -> i2 = 1e+308" in w
     assert not app.button(key="data_up_go").disabled
@@ -210,9 +210,11 @@ def test_upload_previews_parsed_rows_and_flags_implausible_ratings(app) -> None:
 
 def test_unguessable_column_opens_the_mapping_and_plurals_are_right(app) -> None:
     upload_target(app, "one.csv", b"who,what\nalice,book\n")
-    exp = next(e for e in app.expander if e.label == "Columns of one.csv")
+    exp = next(e for e in app.expander if displayed(e.label) == "Columns of one.csv")
     assert exp.proto.expanded
-    assert any("Could not guess the user id and item id columns" in i.value for i in exp.info)
+    assert any(
+        "Could not guess the user id and item id columns" in displayed(i.value) for i in exp.info
+    )
     keys = {s.key.rsplit("_", 1)[-1]: s for s in exp.selectbox}
     keys["user"].set_value("who")
     keys["item"].set_value("what")
@@ -220,5 +222,7 @@ def test_unguessable_column_opens_the_mapping_and_plurals_are_right(app) -> None
     assert [s.value for s in app.success] == ["one.csv: 1 row, 1 user, 1 item"]
     # a header the loader reads closes it again
     upload_target(app, "target_interactions.csv", (SAMPLE / "target_interactions.csv").read_bytes())
-    exp = next(e for e in app.expander if e.label == "Columns of target_interactions.csv")
+    exp = next(
+        e for e in app.expander if displayed(e.label) == "Columns of target_interactions.csv"
+    )
     assert not exp.proto.expanded
