@@ -295,7 +295,7 @@ if picked is not None:
         )  # fmt: skip
         st.caption(
             f"{METRICS[metric]}@{k}. ▲/▼: the paired 95% interval of the delta excludes zero "
-            "(one test; the verdict above corrects for the number of comparisons). "
+            "in a test of its own; the verdict above corrects for the number of comparisons. "
             + (
                 f"Baseline: {md_escape(names[baseline])}, in every segment."
                 if baseline

@@ -84,7 +84,7 @@ def test_hostile_run_label_is_shown_literally_on_users_and_compare(
     at.multiselect(key="compare_runs").set_value(ids).run()
     at.selectbox(key="compare_baseline").set_value(ids[0]).run()
     shown = rendered(at)
-    assert any(f"Baseline: {md_escape(HOSTILE)}." in s for s in shown), shown
+    assert any(f"Baseline: {md_escape(HOSTILE)}, in every segment." in s for s in shown), shown
     assert unescaped_markup(shown) == []
 
 
