@@ -84,7 +84,7 @@ def test_verdict_names_the_best_baseline_per_segment_and_the_family():
     assert f"popularity ({p:.4f}) is better than every transfer strategy" in lines[1].text
     ctx = verdict_context(t)
     assert ctx[0] == "Measured against: popularity, ease."
-    assert "Not trained: text-zero-shot, target-only, ials" in ctx[1]
+    assert "Not trained: text-zero-shot, target-only, item-knn, ials" in ctx[1]
 
 
 def test_no_relative_change_against_a_near_zero_baseline():
