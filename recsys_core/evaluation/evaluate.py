@@ -511,7 +511,33 @@ def evaluate(
         )
         rankings[key] = (task.users, items)
         done += len(task.users)
-    return evaluate_topk(rankings, split, config)
+    return _with_cold_catalogue(evaluate_topk(rankings, split, config), scorer, split, config)
+
+
+def _with_cold_catalogue(
+    result: EvalResult, scorer: Scorer, split: Split, config: EvalConfig
+) -> EvalResult:
+    """Add the ``cold_catalogue`` segment (cold items ranked among cold items, and the
+    cold-item AUC; :mod:`recsys_core.evaluation.cold_items`) when the split has cold items."""
+    from recsys_core.evaluation import cold_items as ci
+
+    d = _segment_defs(split).get("cold_items")
+    if d is None or not len(d.users):
+        return result
+    test = split.test
+    cold = np.unique(test.loc[_flag(test, "cold_item"), "item"].to_numpy(np.int64))
+    if len(cold) < 2:
+        return result
+    history = _rows_csr([split.train, split.valid], d.users, split.n_items)
+    pu = ci.cold_catalogue_per_user(
+        scorer, d.users, history, d.truth, cold, config.ks, config.batch_size
+    )
+    rows = ci.summary_rows(pu, config.ks, config.n_boot, config.alpha, config.seed)
+    summary = pd.concat(
+        [result.summary, pd.DataFrame(rows, columns=SUMMARY_COLUMNS)], ignore_index=True
+    )
+    per_user = pd.concat([result.per_user, pu.assign(segment=ci.SEGMENT)], ignore_index=True)
+    return EvalResult(summary=summary, per_user=per_user, topk=result.topk, config=config)
 
 
 def _resolve_device(device: str) -> torch.device:

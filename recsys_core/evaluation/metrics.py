@@ -37,8 +37,8 @@ Truth = sp.spmatrix | Sequence[np.ndarray] | Sequence[Sequence[int]]
 
 
 def metric_column(metric: str, k: int) -> str:
-    """Column name used in per-user frames: ``"ndcg@10"``."""
-    return f"{metric}@{k}"
+    """Column name used in per-user frames: ``"ndcg@10"``; ``"auc"`` has no cut-off."""
+    return "auc" if metric == "auc" else f"{metric}@{k}"
 
 
 def truth_to_csr(truth: Truth, n_rows: int, n_items: int | None = None) -> sp.csr_matrix:

@@ -29,6 +29,11 @@ def test_strategy_contract(name, make_ctx, toy_scenario):
     assert {"all", "warm_users", "cold_users_k0", "cold_users_k3"} <= segs
     # a real ranking: something better than nothing on warm users for every strategy
     assert res.metric("warm_users", "hit", 20) > 0
+    # cold items ranked among cold items, with the cold-item AUC beside them
+    assert "cold_items" in segs and "cold_catalogue" in segs
+    assert 0.0 <= res.metric("cold_catalogue", "auc", 0) <= 1.0
+    pu = res.per_user[res.per_user["segment"] == "cold_catalogue"]
+    assert pu["auc"].notna().any() and res.metric("cold_catalogue", "recall", 20) > 0
     for stage in fitted.stages.values():
         assert stage["items"].shape[0] == toy_scenario.n_items
 

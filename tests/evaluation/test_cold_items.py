@@ -1,0 +1,66 @@
+"""Cold-item AUC and cold-catalogue ranking on hand-computed cases, ties included."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recsys_core.evaluation.cold_items import cold_catalogue_per_user, cold_item_auc
+
+
+def test_auc_by_hand_with_ties():
+    scores = np.array(
+        [
+            [0.9, 0.5, 0.5, 0.1],  # pos {0}: beats 3 negatives -> 1
+            [0.5, 0.5, 0.2, 0.9],  # pos {0}: tie with 1 (0.5), beats 2, loses to 3 -> 1.5/3
+            [0.3, 0.3, 0.3, 0.3],  # pos {1, 2}: all ties -> 0.5
+            [0.1, 0.2, 0.3, 0.4],  # no positive -> NaN
+        ]
+    )
+    pos = np.array(
+        [
+            [1, 0, 0, 0],
+            [1, 0, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 0, 0],
+        ],
+        dtype=bool,
+    )
+    got = cold_item_auc(scores, pos)
+    np.testing.assert_allclose(got[:3], [1.0, 0.5, 0.5])
+    assert np.isnan(got[3])
+    # two positives, pairs: (p=0.4 vs 0.1, 0.3) both win; (p=0.2 vs 0.1 win, vs 0.3 lose)
+    assert cold_item_auc(np.array([[0.1, 0.2, 0.3, 0.4]]), np.array([[0, 1, 0, 1]], bool))[
+        0
+    ] == pytest.approx(3 / 4)
+
+
+class Fixed:
+    def __init__(self, rows):
+        self.rows = torch.as_tensor(rows, dtype=torch.float32)
+
+    def score(self, users, history):
+        return self.rows[np.asarray(users)]
+
+
+def test_cold_catalogue_ranks_cold_items_among_themselves_ties_by_index():
+    # 6 items; items 2, 3, 5 are cold. Warm items score high but never compete.
+    rows = np.array(
+        [
+            [9, 9, 0.2, 0.7, 9, 0.7],  # ties 3 and 5 at 0.7 -> 3 first; list [3, 5, 2]
+            [9, 9, 0.9, 0.1, 9, 0.5],  # list [2, 5, 3]
+        ]
+    )
+    truth = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0]], dtype=np.float32))
+    hist = sp.csr_matrix((2, 6), dtype=np.float32)
+    pu = cold_catalogue_per_user(
+        Fixed(rows), np.array([0, 1]), hist, truth, np.array([2, 3, 5]), (1, 2)
+    )
+    pu = pu.set_index("user")
+    # user 0: truth {5} at rank 2 -> recall@1 0, recall@2 1, ndcg@2 = 1/log2(3)
+    assert pu.loc[0, "recall@1"] == 0 and pu.loc[0, "recall@2"] == 1
+    assert pu.loc[0, "ndcg@2"] == pytest.approx(1 / np.log2(3))
+    # AUC of user 0: 5 (0.7) vs 2 (0.2) win, vs 3 (0.7) tie -> 0.75
+    assert pu.loc[0, "auc"] == pytest.approx(0.75)
+    # user 1: truth {3} ranked last among cold items -> AUC 0, recall@2 0
+    assert pu.loc[1, "auc"] == 0 and pu.loc[1, "recall@2"] == 0
