@@ -308,3 +308,39 @@ def format_comparison(table: pd.DataFrame) -> str:
         lines += [f"  {x}" for x in verdict_context(table)]
     lines.append("\n* the paired 95% interval of the delta excludes 0 (not corrected).")
     return "\n".join(lines)
+
+
+COLD_ITEM_FIGURES: tuple[tuple[str, str, int, str], ...] = (
+    ("cold_items", "ndcg", 10, "NDCG@10, full catalogue"),
+    ("cold_items", "recall", 20, "Recall@20, full catalogue"),
+    ("cold_catalogue", "ndcg", 10, "NDCG@10 among cold items"),
+    ("cold_catalogue", "recall", 20, "Recall@20 among cold items"),
+    ("cold_catalogue", "auc", 0, "cold-item AUC"),
+)
+"""What the field reports for new items: the full-catalogue figures (exposure and
+ranking together) beside the cold-catalogue ones (ranking alone)."""
+
+
+def cold_item_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per run: each figure of :data:`COLD_ITEM_FIGURES` as "value [low, high]".
+
+    Columns: run_id, strategy, then one per figure label. Runs without cold items are
+    left out; a figure a run lacks is "".
+    """
+    rows = []
+    for r in runs:
+        m = pd.DataFrame(r.get("metrics") or [])
+        if m.empty or not (m["segment"] == "cold_items").any():
+            continue
+        row = {"run_id": r["run_id"], "strategy": r["strategy"]}
+        for seg, metric, k, label in COLD_ITEM_FIGURES:
+            hit = m[(m["segment"] == seg) & (m["metric"] == metric) & (m["k"] == k)]
+            if hit.empty or hit["value"].iloc[0] is None:
+                row[label] = ""
+                continue
+            v, lo, hi = (hit[c].iloc[0] for c in ("value", "ci_low", "ci_high"))
+            row[label] = f"{v:.4f}" + (
+                f" [{lo:.4f}, {hi:.4f}]" if lo is not None and np.isfinite(lo) else ""
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -133,3 +133,23 @@ def test_planted_null_adjusted_verdict_claims_at_most_one_family_in_20(capsys):
     print(f"families claiming a gain: adjusted {adjusted}/20, unadjusted {raw}/20")
     assert adjusted <= 1
     assert raw >= 5  # without the correction, chance "wins" are the rule
+
+
+def test_cold_item_table_puts_full_and_cold_catalogue_figures_side_by_side():
+    from recsys_core.compare import cold_item_table
+
+    m = [
+        {"segment": "cold_items", "metric": "ndcg", "k": 10, "value": 0.05, "ci_low": 0.04,
+         "ci_high": 0.06},
+        {"segment": "cold_catalogue", "metric": "auc", "k": 0, "value": 0.81, "ci_low": 0.8,
+         "ci_high": 0.82},
+    ]  # fmt: skip
+    runs = [
+        {"run_id": "a", "strategy": "adapt", "metrics": m},
+        {"run_id": "b", "strategy": "ease", "metrics": [{**m[0], "segment": "warm_users"}]},
+    ]
+    t = cold_item_table(runs)
+    assert list(t["run_id"]) == ["a"]  # b has no cold items
+    assert t.loc[0, "NDCG@10, full catalogue"] == "0.0500 [0.0400, 0.0600]"
+    assert t.loc[0, "cold-item AUC"] == "0.8100 [0.8000, 0.8200]"
+    assert t.loc[0, "Recall@20 among cold items"] == ""

@@ -335,6 +335,20 @@ if picked is not None:
                 st.caption(
                     "Id-only models cannot score items they never saw; text-aware models can."
                 )
+                from recsys_core.compare import cold_item_table
+
+                ct = cold_item_table(full)
+                if len(ct):
+                    ct.insert(0, "Run", ct.pop("run_id").map(names))
+                    st.dataframe(
+                        ct.drop(columns="strategy"), hide_index=True, key="compare_cold_table"
+                    )
+                    st.caption(
+                        "Full catalogue: new items must win a place among all items (ranking "
+                        "and exposure together). Among cold items: each user's new items "
+                        "ranked against the other new items only (ranking alone); AUC counts "
+                        "ties as one half (the LightFM paper's setting)."
+                    )
             else:
                 st.info("This split has no cold items.")
         with t4:
