@@ -21,6 +21,7 @@ import torch
 from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
+from recsys_core.evaluation.exposure import ColdOffsetScorer, exposure_curve
 from recsys_core.strategies.base import Context, Fitted, ModelSettings
 from recsys_core.strategies.prior import PriorBlendScorer, choose_prior_weights
 from recsys_core.strategies.registry import STRATEGIES, get_strategy, suite_names
@@ -408,6 +409,19 @@ def run_strategies(
                 fitted.info["popularity_prior_validation"] = table
                 if any(w > 0 for w in weights.values()):
                     fitted.scorer = PriorBlendScorer(fitted.scorer, counts, weights)
+            if text is not None and strategy.reads_text(request.settings):
+                # how much exposure new items get: a curve on validation, and the
+                # operating point that validates best (issue 10)
+                curve, offset = exposure_curve(fitted.scorer, scn.split, seed=request.settings.seed)
+                if offset is not None:
+                    fitted.info["exposure"] = {
+                        "chosen_offset": offset,
+                        "curve": curve.to_dict("records"),
+                    }
+                    if offset != 0:
+                        fitted.scorer = ColdOffsetScorer(
+                            fitted.scorer, ~scn.split.trained_items(), offset
+                        )
             t_fit = time.perf_counter() - t0
             fitted.info["val_ndcg@10"] = val_check(fitted.scorer)
             cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
@@ -502,6 +516,10 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
                 "text": scn.texts,
                 # has target training interactions (else a cold item for this run)
                 "trained": np.pad(scn.split.trained_items(), (0, scn.n_items - scn.split.n_items)),
+                # target training interactions: the popularity prior of short histories
+                "train_count": np.bincount(
+                    scn.split.train["item"].to_numpy(np.int64), minlength=scn.n_items
+                ),
             }
         ),
     )

@@ -30,8 +30,22 @@ def _stage(store, run_id: str) -> dict[str, np.ndarray]:
     return store.load_tensors(run_id, names[0])
 
 
-def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) -> pd.DataFrame:
-    """Top-k target items for a new user who liked ``item_ids`` (original ids).
+def recommend_for_history(
+    store,
+    run_id: str,
+    item_ids: list[str],
+    k: int = 10,
+    new_item_offset: float | None = None,
+    prior: bool = True,
+) -> pd.DataFrame:
+    """Top-k target items for a new user who liked ``item_ids`` (original ids), scored as
+    the run's evaluation scored a cold user with that many support items.
+
+    ``prior``: blend in the popularity prior with the weight the run chose for this
+    history length (:mod:`recsys_core.strategies.prior`). ``new_item_offset``: items
+    without training interactions get ``offset * std`` of the user's scores added
+    (:mod:`recsys_core.evaluation.exposure`); None keeps the offset the run chose on
+    validation (0 for runs without an exposure curve).
 
     Returns a DataFrame [rank, item_id, text, score, because_item_id, because_text].
     """
@@ -68,6 +82,21 @@ def recommend_for_history(store, run_id: str, item_ids: list[str], k: int = 10) 
                 torch.from_numpy(content[None].astype(np.float32)),
                 torch.from_numpy(untrained),
             )[0].numpy()
+    info = (store.get_run(run_id).get("extra") or {}).get("info") or {}
+    weights = info.get("popularity_prior") or {}
+    if prior and weights and "train_count" in items.columns:
+        from recsys_core.strategies.prior import PriorBlendScorer
+
+        blend = PriorBlendScorer(_Scores(scores), items["train_count"].to_numpy()[target], weights)
+        h = np.zeros((1, len(target)), np.float32)
+        h[0, : len(hist)] = 1  # only the history's length matters to the blend
+        import scipy.sparse as sp
+
+        scores = blend.score(np.zeros(1, np.int64), sp.csr_matrix(h))[0].numpy()
+    offset = chosen_offset(store, run_id) if new_item_offset is None else new_item_offset
+    if offset and "trained" in items.columns:
+        untrained = ~items["trained"].to_numpy(bool)[target]
+        scores = scores + untrained * offset * float(np.std(scores, ddof=1))
     scores = scores.astype(np.float64)
     scores[np.isin(target, hist)] = -np.inf  # never recommend what the user gave
     order = np.argsort(-scores, kind="stable")[:k]
@@ -137,3 +166,21 @@ def explain_run(store, run_id: str, history_items: np.ndarray, rec_items: np.nda
     except NoVectorsError:
         return np.full(len(rec_items), -1, np.int64)
     return explain(V, np.asarray(history_items, np.int64), np.asarray(rec_items, np.int64))
+
+
+def chosen_offset(store, run_id: str) -> float:
+    """The new-item exposure offset a run kept on validation (0 when it has none)."""
+    info = (store.get_run(run_id).get("extra") or {}).get("info") or {}
+    return float((info.get("exposure") or {}).get("chosen_offset") or 0.0)
+
+
+class _Scores:
+    """A fixed score row as a Scorer (the blend of a saved run's scores)."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        import torch
+
+        self.row = torch.as_tensor(np.asarray(row, dtype=np.float32))[None, :]
+
+    def score(self, users, history):
+        return self.row.expand(len(users), -1).clone()

@@ -42,8 +42,9 @@ def test_run_json_lines_shape(capsys, tmp_path, toy_files):
         segs = {m["segment"] for m in x["metrics"]}
         assert {"all", "warm_users", "cold_users_k0", "cold_users_k1", "cold_users_k3"} <= segs
         metrics = {m["metric"] for m in x["metrics"]}
-        assert metrics == {"recall", "ndcg", "hit", "mrr", "precision", "coverage", "arp"}
-        assert {m["k"] for m in x["metrics"]} == {5, 10, 20}
+        assert metrics == {"recall", "ndcg", "hit", "mrr", "precision", "coverage", "arp", "auc"}
+        assert {m["k"] for m in x["metrics"]} == {0, 5, 10, 20}  # k = 0: the cold-item AUC
+        assert {m["segment"] for m in x["metrics"] if m["metric"] == "auc"} == {"cold_catalogue"}
     assert lines[1]["source_history"] == "before-target"
 
     code, out, _ = run_cli(capsys, "runs", "--store", store)

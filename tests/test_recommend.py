@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from recsys_core.data.scenario import build_scenario
 from recsys_core.data.split_types import SplitConfig
@@ -46,11 +47,34 @@ def test_matches_the_scorer_for_a_cold_profile(stored):
     s = model.score_users(np.array([0]), h, n, untrained=untrained).numpy()[0]
     s[[0, 3, 5]] = -np.inf
     expected = scn.item_ids[np.argsort(-s, kind="stable")[: n - 3]]
-    every = recommend_for_history(store, run, liked, k=n - 3)
+    every = recommend_for_history(store, run, liked, k=n - 3, new_item_offset=0.0, prior=False)
     assert list(every["item_id"]) == list(expected)
     np.testing.assert_allclose(
         every["score"], s[np.argsort(-s, kind="stable")[: n - 3]], rtol=1e-4, atol=1e-5
     )
+    # by default, as the evaluation scored a cold user with 3 support items: the
+    # popularity prior of k = 3 blended in, then the run's new-item offset
+    from recsys_core.evaluation.exposure import shift_untrained
+    from recsys_core.strategies.prior import PriorBlendScorer
+
+    info = store.get_run(run)["extra"]["info"]
+    counts = np.bincount(scn.split.train["item"], minlength=n).astype(np.float32)
+    row = torch.from_numpy(np.where(np.isinf(s), 0, s).astype(np.float32))[None]
+
+    class Row:
+        def score(self, users, history):
+            return row.clone()
+
+    full = PriorBlendScorer(Row(), counts, info["popularity_prior"]).score(np.array([0]), h)
+    full = shift_untrained(full, untrained, info.get("exposure", {}).get("chosen_offset", 0.0))
+    full = full[0].numpy().astype(np.float64)
+    full[[0, 3, 5]] = -np.inf
+    want = scn.item_ids[np.argsort(-full, kind="stable")[:5]]
+    assert list(recommend_for_history(store, run, liked, k=5)["item_id"]) == list(want)
+    moved = recommend_for_history(store, run, liked, k=n - 3, new_item_offset=3.0)
+    new = set(scn.item_ids[~scn.split.trained_items()])
+    top = list(moved["item_id"][:5])
+    assert sum(i in new for i in top) >= sum(i in new for i in want)  # the slider re-ranks
 
 
 def test_popularity_run_says_it_has_no_vectors(stored):

@@ -275,6 +275,38 @@ def cold_items(metrics: pd.DataFrame, names: Mapping[str, str], k: int) -> go.Fi
     return style(fig, "Cold items: test interactions with items never seen in training", height=380)
 
 
+def exposure_curves(runs: list[dict], names: Mapping[str, str]) -> go.Figure | None:
+    """Cold-item against warm-item Recall@20 on validation as new items get more
+    exposure (``info["exposure"]`` of each run); the operating point each run keeps is
+    marked. None when no run has a curve."""
+    fig = go.Figure()
+    have = [r for r in runs if (r.get("extra") or {}).get("info", {}).get("exposure")]
+    if not have:
+        return None
+    colors = run_colors([names[r["run_id"]] for r in runs])
+    for r in have:
+        ex = r["extra"]["info"]["exposure"]
+        c = pd.DataFrame(ex["curve"])
+        name = names[r["run_id"]]
+        fig.add_scatter(
+            x=c["warm_recall@20"], y=c["cold_recall@20"], mode="lines+markers", name=name,
+            line=dict(color=colors[name], width=2), marker=dict(size=5),
+            customdata=c["offset"],
+            hovertemplate=f"{name}<br>offset %{{customdata:+.2f}} sd<br>warm %{{x:.4f}}"
+            "<br>new %{y:.4f}<extra></extra>",
+        )  # fmt: skip
+        pick = c[c["offset"] == ex["chosen_offset"]]
+        fig.add_scatter(
+            x=pick["warm_recall@20"], y=pick["cold_recall@20"], mode="markers",
+            marker=dict(size=14, symbol="star", color=colors[name], line=dict(width=1, color="#222")),
+            name=f"{name}: chosen on validation", showlegend=False,
+            hovertemplate=f"{name}: kept (offset {ex['chosen_offset']:+.2f} sd)<extra></extra>",
+        )  # fmt: skip
+    fig.update_xaxes(title_text="warm-item Recall@20 (validation)")
+    fig.update_yaxes(title_text="new-item Recall@20 (validation)")
+    return style(fig, "New-item exposure: each point adds an offset to new items' scores", 420)
+
+
 def training_curves(curves: pd.DataFrame, names: Mapping[str, str]) -> go.Figure:
     """Validation NDCG@10 (left) and training loss (right) per epoch; dashed = source stage.
 

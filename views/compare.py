@@ -335,6 +335,16 @@ if picked is not None:
                 st.caption(
                     "Id-only models cannot score items they never saw; text-aware models can."
                 )
+                ef = charts.exposure_curves(full, names)
+                if ef is not None:
+                    figs.append(("New-item exposure", ef))
+                    st.plotly_chart(ef, theme=None, key="compare_fig_exposure")
+                    st.caption(
+                        "Moving right keeps warm-item accuracy, moving up shows more new items; "
+                        "the star is the point each run keeps (best validation NDCG@10). "
+                        "Measured on validation rows only. Try another offset for one user on "
+                        "the Users page."
+                    )
                 from recsys_core.compare import cold_item_table
 
                 ct = cold_item_table(full)

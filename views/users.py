@@ -220,7 +220,21 @@ def new_user_box(runs, names, meta, scn) -> None:
     )
     if not chosen:
         return
-    from recsys_core.recommend import NoVectorsError, recommend_for_history
+    from recsys_core.recommend import NoVectorsError, chosen_offset, recommend_for_history
+
+    override = st.toggle(
+        "steer new-item exposure",
+        key="users_exposure_on",
+        help="Re-rank with another offset on the scores of items nobody interacted with in "
+        "training, without retraining. Off: each run's own point, chosen on validation "
+        "(the star on the Compare page's exposure curve).",
+    )
+    offset = None
+    if override:
+        offset = st.slider(
+            "new-item offset (standard deviations of the user's scores)",
+            -2.0, 3.0, 0.0, 0.25, key="users_exposure",
+        )  # fmt: skip
 
     store = state.store()
     item_ids = [str(target["item_id"].iloc[i]) for i in chosen]
@@ -229,7 +243,9 @@ def new_user_box(runs, names, meta, scn) -> None:
         with col:
             st.markdown(f"**{md_escape(names[run['run_id']])}**")
             try:
-                recs = recommend_for_history(store, run["run_id"], item_ids, 10)
+                recs = recommend_for_history(store, run["run_id"], item_ids, 10, offset)
+                if offset is None and chosen_offset(store, run["run_id"]):
+                    st.caption(f"new-item offset {chosen_offset(store, run['run_id']):+.2f} sd")
             except NoVectorsError as exc:
                 st.info(str(exc), icon=":material/info:")
                 continue

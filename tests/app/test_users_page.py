@@ -176,3 +176,32 @@ def test_new_user_box_on_the_demo_shape_for_every_run(loaded_app, finished_runs,
         assert recommended.count(DUPLICATE_TITLE) <= 1  # ab-029 may be, ab-030 was given
         assert set(frame["Because you liked"]) <= {"The Golden Map", DUPLICATE_TITLE}
     assert any("keeps no item vectors" in i.value for i in at.info)
+
+
+def test_new_item_exposure_slider_re_ranks_without_retraining(loaded_app, finished_runs, scenario):
+    store, _ = finished_runs
+    scn = scenario[0]
+    at = open_users(loaded_app)
+    at.multiselect(key="users_new_items").set_value([3, 7]).run()
+
+    def lists():
+        return [
+            list(d.value["Recommended"])
+            for d in at.dataframe
+            if "Score" in getattr(d.value, "columns", [])
+        ]
+
+    own = lists()
+    at.toggle(key="users_exposure_on").set_value(True).run()
+    at.slider(key="users_exposure").set_value(3.0).run()
+    assert not at.exception and not at.error
+    high = lists()
+    at.slider(key="users_exposure").set_value(-2.0).run()
+    low = lists()
+    meta = item_frame(scn).iloc[: scn.n_target_items]
+    new_titles = set(meta.loc[~scn.split.trained_items(), "title"])
+    # more exposure puts more new items in every list; less takes them out
+    assert high != low and own
+    for h, lo in zip(high, low):
+        assert sum(t in new_titles for t in h) >= sum(t in new_titles for t in lo)
+    assert any(sum(t in new_titles for t in h) > 0 for h in high)
