@@ -179,7 +179,7 @@ def test_new_user_box_on_the_demo_shape_for_every_run(loaded_app, finished_runs,
 
 
 def test_new_item_exposure_slider_re_ranks_without_retraining(loaded_app, finished_runs, scenario):
-    store, _ = finished_runs
+    _store, _ = finished_runs
     scn = scenario[0]
     at = open_users(loaded_app)
     at.multiselect(key="users_new_items").set_value([3, 7]).run()
