@@ -261,6 +261,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from recsys_core.data.split_io import scenario_with_split_folder
 
         scn = scenario_with_split_folder(scn, args.split)
+        for note in scn.split.notes:
+            print(f"note: {note}", file=sys.stderr)
     t_load = time.perf_counter() - t0
     store = RunStore(args.store)
     request = plan_request(request, scn, store)

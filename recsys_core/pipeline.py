@@ -438,6 +438,8 @@ def run_strategies(
             info = _jsonable(
                 {**fitted.info, "n_parameters": fitted.n_parameters, "device": dev_label}
             )
+            if scn.split.notes:
+                info["split_notes"] = list(scn.split.notes)
             store.finish(run_id, records, seconds, extra={"info": info})
             outcomes.append(RunOutcome(run_id, name, "done", dev_label, seconds, records, info))
         except Cancelled:

@@ -145,3 +145,27 @@ def test_bad_settings_exit_2_with_message(capsys, tmp_path, argv, needle):
     code, _, err = run_cli(capsys, *argv, "--store", str(tmp_path / "s"), "--quiet")
     assert code == 2
     assert needle in err and "Traceback" not in err
+
+
+def test_run_on_a_split_without_validation_carves_one_and_says_so(capsys, tmp_path, toy_files):
+    """Issue 10: EASE refused to run, fusion and --cold-item-scores auto took their first
+    option, and the two-tower trained every epoch, when an imported split had no valid."""
+    folder = tmp_path / "split"
+    code, _, err = run_cli(
+        capsys, "split", "export", "--target", toy_files["target"], "--cold-users", "0.2",
+        "--cold-ks", "0,1,3", "--out", str(folder),
+    )  # fmt: skip
+    assert code == 0, err
+    (folder / "valid.csv").unlink()
+    (folder / "split.json").unlink()  # as a peer's train/test folder would come
+    code, out, err = run_cli(
+        capsys, "run", "--target", toy_files["target"], "--split", str(folder),
+        "--strategy", "target-only", "--model", "ease", "--n-boot", "20", "--device", "cpu",
+        "--store", str(tmp_path / "s"), "--json", "--quiet", "--baselines", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    (line,) = [json.loads(x) for x in out.strip().splitlines()]
+    assert line["status"] == "done"
+    assert "validation carved out of train.csv" in line["info"]["split_notes"][0]
+    assert "note: no valid.csv: validation carved out of train.csv" in err
+    assert line["info"]["chosen"]["l2"] > 0  # EASE chose its l2 on the carved validation

@@ -619,6 +619,24 @@ def import_split(folder: Path | str, limits: Limits = Limits()) -> Split:
     train = frame(train_u, train_i)
     train[TIME] = train_t
     valid_f = frame(valid_u, valid_i)
+    notes: tuple[str, ...] = ()
+    if len(valid_f) == 0:
+        # Every choice (early stopping, EASE's l2, fusion's weight, how new items are
+        # scored, the popularity prior) is made on validation; a peer's train/test folder
+        # has none, so carve it out of train rather than choose on nothing (issue 10).
+        train, valid_f, n_carved = carve_validation(
+            train, frac=config.valid_frac, seed=config.seed, by_time=has_time
+        )
+        notes = (
+            (
+                f"no valid.csv: validation carved out of train.csv, {n_carved:,} rows "
+                f"({config.valid_frac:.0%} of each user with 3 or more rows, "
+                + ("their latest)" if has_time else f"drawn with seed {config.seed})")
+            )
+            if n_carved
+            else "no valid.csv, and no user has 3 or more rows in train.csv to carve "
+            "validation from: every choice made on validation falls back to its default",
+        )
     test = frame(test_u, test_i)
     support = {k: frame(u, i) for k, (u, i) in sorted(sup.items())}
 
@@ -706,7 +724,31 @@ def import_split(folder: Path | str, limits: Limits = Limits()) -> Split:
         cold_users=cold_users.astype(np.int64),
         cold_items=cold_items.astype(np.int64),
         first_time=first_time,
+        notes=notes,
     )
+
+
+def carve_validation(
+    train: pd.DataFrame, frac: float, seed: int, by_time: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Move a per-user share of ``train`` into a validation frame.
+
+    Each user with at least 3 training rows gives ``max(1, round(frac * n))`` of them:
+    the latest by timestamp when ``by_time``, else a seeded random draw. Returns
+    (train, valid (user, item), rows moved).
+    """
+    rng = np.random.default_rng(seed)
+    t = train.reset_index(drop=True)
+    key = t[TIME].to_numpy() if by_time else rng.random(len(t))
+    order = np.lexsort((np.arange(len(t)), key, t["user"].to_numpy()))
+    users = t["user"].to_numpy()[order]
+    n = pd.Series(users).groupby(users).transform("size").to_numpy()
+    pos = pd.Series(users).groupby(users).cumcount().to_numpy()
+    take = np.maximum(1, np.round(frac * n)).astype(np.int64)
+    to_valid = np.zeros(len(t), bool)
+    to_valid[order] = (n >= 3) & (pos >= n - take)  # back in the file's row order
+    valid = t.loc[to_valid, ["user", "item"]].reset_index(drop=True)
+    return t.loc[~to_valid].reset_index(drop=True), valid, int(to_valid.sum())
 
 
 def _first_times(f: _Files, user_map: IdMap, train: pd.DataFrame, has_time: bool) -> np.ndarray:

@@ -130,6 +130,9 @@ class Split:
     cold_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     first_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    notes: tuple[str, ...] = ()
+    """what was done to the split beyond its files (e.g. a validation share carved out of
+    an imported train file), shown with every run made on it."""
 
     @property
     def n_users(self) -> int:

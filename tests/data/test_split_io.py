@@ -361,3 +361,22 @@ def test_split_files_are_read_with_the_table_reader_limits(tmp_path, pair):
     # and the reader's limits apply to every file of the folder
     with pytest.raises(DataError, match=rf"train\.csv.*{n_train:,} rows, more than the limit of 5"):
         import_split(folder, limits=Limits(max_rows=5))
+
+
+def test_a_folder_without_valid_csv_gets_a_validation_share_carved_from_train(tmp_path):
+    """A peer's train/test folder: validation is carved out of train (seeded, per user),
+    so every choice is still made on validation; the split says so."""
+    folder = tmp_path / "peer"
+    rows = "".join(f"u{u},i{i},{1000 * u + i}\n" for u in range(6) for i in range(10))
+    write(folder, "train.csv", "user_id,item_id,timestamp\n" + rows)
+    write(folder, "test.csv", "user_id,item_id\nu0,i10\nu1,i11\n")
+    s = import_split(folder)
+    assert len(s.valid) == 6  # one row (10% of 10) per user, the latest by time
+    assert sorted(s.valid["item"].map(lambda i: s.item_map.ids[i])) == ["i9"] * 6
+    assert len(s.train) == 54 and not set(map(tuple, s.valid.values)) & set(
+        map(tuple, s.train[["user", "item"]].values)
+    )
+    assert s.notes and "validation carved out of train.csv, 6 rows" in s.notes[0]
+    assert "their latest" in s.notes[0]
+    # same folder, same split
+    assert import_split(folder).valid.equals(s.valid)
