@@ -119,3 +119,18 @@ def demo_shaped_pair(seed: int = 0) -> tuple[Domain, Domain]:
         Domain(src.name, s_inter, s_items, None, src.text_fields),
         Domain(tgt.name, tgt.interactions, t_items, None, tgt.text_fields),
     )
+
+
+def skewed_domain(seed: int = 0, n_users: int = 150, n_items: int = 60) -> Domain:
+    """An id-only target whose users pick 12 items each with Zipf popularity (popular
+    items are not the low indices): popularity is informative, as on MovieLens."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, n_items + 1)
+    p = p / p.sum()
+    perm = rng.permutation(n_items)
+    rows = []
+    for u in range(n_users):
+        picks = perm[rng.choice(n_items, 12, replace=False, p=p)]
+        rows += [(f"u{u}", f"i{i}", 1.0, 1000 * j + u) for j, i in enumerate(picks)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    return Domain("target", inter, None, None, ())

@@ -36,27 +36,13 @@ def test_blend_is_popularity_at_w1_and_the_model_at_w0():
 
 
 def _skewed_split(seed: int = 0):
-    """A target whose users pick items with Zipf popularity: popularity is informative."""
-    import pandas as pd
-
     from recsys_core.data.scenario import build_scenario
-    from recsys_core.data.schema import Domain
     from recsys_core.data.split_types import SplitConfig
+    from tests.toy import skewed_domain
 
-    rng = np.random.default_rng(seed)
-    n_items = 60
-    p = 1.0 / np.arange(1, n_items + 1)
-    p = p / p.sum()
-    perm = rng.permutation(n_items)  # popular items are not the low indices
-    rows = []
-    for u in range(150):
-        picks = perm[rng.choice(n_items, 12, replace=False, p=p)]
-        rows += [(f"u{u}", f"i{i}", 1.0, 1000 * j + u) for j, i in enumerate(picks)]
-    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    dom = Domain("target", inter, None, None, ())
     cfg = SplitConfig(cold_user_frac=0.2, cold_item_frac=0.0, valid_cold_item_frac=0.0,
                       cold_ks=(0, 1, 3), seed=seed)  # fmt: skip
-    return build_scenario(dom, None, cfg).split
+    return build_scenario(skewed_domain(seed), None, cfg).split
 
 
 def test_an_uninformed_model_gets_popularity_at_every_k():

@@ -1,0 +1,95 @@
+"""The pipeline: runs of one call do not leak choices into each other; what it records."""
+
+import numpy as np
+
+from recsys_core.data.scenario import build_scenario
+from recsys_core.data.split_types import SplitConfig
+from recsys_core.pipeline import RunRequest, plan_request, run_strategies
+from recsys_core.runs.store import RunStore
+from recsys_core.strategies.base import ModelSettings
+from tests.toy import toy_pair, toy_text
+
+
+def _scn():
+    src, tgt = toy_pair()
+    cfg = SplitConfig(cold_user_frac=0.2, cold_item_frac=0.1, cold_ks=(0, 1, 3))
+    return build_scenario(tgt, src, cfg)
+
+
+def _ndcg(out, seg="all"):
+    return {(m["segment"], m["k"]): m["value"] for m in out.metrics if m["metric"] == "ndcg"}[
+        (seg, 10)
+    ]
+
+
+def test_fusion_is_the_same_with_or_without_target_only_before_it(tmp_path):
+    """Issue 10: target-only's cold-item choice was made in place on the cached model
+    fusion reuses, so fusion changed when target-only ran first in the same call."""
+    scn = _scn()
+    text = toy_text(scn.item_ids)
+    settings = ModelSettings(dim=8, epochs=3)
+    both = run_strategies(
+        scn,
+        RunRequest(("target-only", "fusion"), settings, n_boot=10, device="cpu", baselines="none"),
+        RunStore(tmp_path / "a"),
+        text=text,
+    )
+    alone = run_strategies(
+        scn,
+        RunRequest(("fusion",), settings, n_boot=10, device="cpu", baselines="none"),
+        RunStore(tmp_path / "b"),
+        text=text,
+    )
+    a, b = both[1], alone[0]
+    assert a.status == b.status == "done"
+    assert a.info["chosen"] == b.info["chosen"]
+    for seg in ("all", "warm_users", "cold_items"):
+        assert np.isclose(_ndcg(a, seg), _ndcg(b, seg))
+
+
+def test_every_short_history_model_records_its_prior_and_exposure(tmp_path):
+    scn = _scn()
+    outs = run_strategies(
+        scn,
+        RunRequest(("popularity", "ease", "target-only"), ModelSettings(dim=8, epochs=2),
+                   n_boot=10, device="cpu", baselines="none"),
+        RunStore(tmp_path / "s"),
+        text=toy_text(scn.item_ids),
+    )  # fmt: skip
+    pop, ease, tower = outs
+    assert "popularity_prior" not in pop.info  # it is the prior
+    assert set(ease.info["popularity_prior"]) == {"0", "1", "3"}
+    assert "exposure" not in ease.info  # id-only: no text, no exposure curve
+    curve = tower.info["exposure"]["curve"]
+    assert tower.info["exposure"]["chosen_offset"] in {r["offset"] for r in curve}
+
+
+def test_with_an_informative_popularity_the_prior_takes_over_an_empty_history(tmp_path):
+    """EASE scores a user with no history as all zeros (every item tied): on data where
+    popularity means something, validation gives k = 0 to the prior, and EASE's k = 0
+    figures become popularity's."""
+    from tests.toy import skewed_domain
+
+    cfg = SplitConfig(cold_user_frac=0.2, cold_item_frac=0.0, valid_cold_item_frac=0.0,
+                      cold_ks=(0, 1, 3))  # fmt: skip
+    scn = build_scenario(skewed_domain(), None, cfg)
+    pop, ease = run_strategies(
+        scn,
+        RunRequest(("popularity", "ease"), ModelSettings(), n_boot=10, device="cpu"),
+        RunStore(tmp_path / "s"),
+    )
+    assert ease.info["popularity_prior"]["0"] > 0
+    assert np.isclose(_ndcg(ease, "cold_users_k0"), _ndcg(pop, "cold_users_k0"))
+
+
+def test_plan_adds_the_suite_only_beside_a_transfer_strategy():
+    scn = _scn()
+    base = RunRequest(("popularity",), ModelSettings(dim=8))
+    assert plan_request(base, scn).strategies == ("popularity",)
+    planned = plan_request(RunRequest(("fine-tune",), ModelSettings(dim=8)), scn)
+    assert planned.strategies[-1] == "fine-tune" and "ease" in planned.strategies
+    assert planned.baselines == "none" and plan_request(planned, scn) == planned
+    none = RunRequest(("fine-tune",), ModelSettings(dim=8), baselines="none")
+    assert plan_request(none, scn).strategies == ("fine-tune",)
+    listed = RunRequest(("fine-tune",), ModelSettings(dim=8), baselines=("ease",))
+    assert plan_request(listed, scn).strategies == ("ease", "fine-tune")
