@@ -269,7 +269,7 @@ def _flag(frame: pd.DataFrame, col: str) -> np.ndarray:
     return frame[col].to_numpy(dtype=bool)
 
 
-def _rows_csr(frames: list[pd.DataFrame], users: np.ndarray, n_items: int) -> sp.csr_matrix:
+def rows_csr(frames: list[pd.DataFrame], users: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Binary csr (len(users), n_items) of the frames' (user, item) rows for ``users``.
 
     ``users`` must be sorted; rows of other users are ignored.
@@ -301,7 +301,7 @@ def _segment_defs(split: Split) -> dict[str, _SegmentDef]:
     warm_rows = test[~cold_user]
     warm_users = np.unique(warm_rows["user"].to_numpy(dtype=np.int64))
     defs["warm_users"] = _SegmentDef(
-        WARM_RANKING, warm_users, _rows_csr([warm_rows], warm_users, n_items)
+        WARM_RANKING, warm_users, rows_csr([warm_rows], warm_users, n_items)
     )
     if not split.config.has_cold_segments:
         return defs
@@ -312,14 +312,14 @@ def _segment_defs(split: Split) -> dict[str, _SegmentDef]:
             "the split's test rows mark some users both cold and warm; rebuild the split"
         )
     if len(cold_users):
-        cold_truth = _rows_csr([cold_rows], cold_users, n_items)
+        cold_truth = rows_csr([cold_rows], cold_users, n_items)
         for k in sorted(split.support):
             defs[f"cold_users_k{k}"] = _SegmentDef(f"cold_k{k}", cold_users, cold_truth)
     ci_rows = test[~cold_user & cold_item]
     if len(ci_rows):
         ci_users = np.unique(ci_rows["user"].to_numpy(dtype=np.int64))
         defs["cold_items"] = _SegmentDef(
-            WARM_RANKING, ci_users, _rows_csr([ci_rows], ci_users, n_items)
+            WARM_RANKING, ci_users, rows_csr([ci_rows], ci_users, n_items)
         )
     return defs
 
@@ -333,12 +333,12 @@ def ranking_tasks(split: Split) -> dict[str, RankingTask]:
     defs = _segment_defs(split)
     tasks: dict[str, RankingTask] = {}
     warm = defs["warm_users"].users
-    h = _rows_csr([split.train, split.valid], warm, split.n_items)
+    h = rows_csr([split.train, split.valid], warm, split.n_items)
     tasks[WARM_RANKING] = RankingTask(warm, h, h)
     for d in defs.values():
         if d.ranking.startswith("cold_k") and d.ranking not in tasks:
             k = int(d.ranking.removeprefix("cold_k"))
-            h = _rows_csr([split.support[k]], d.users, split.n_items)
+            h = rows_csr([split.support[k]], d.users, split.n_items)
             tasks[d.ranking] = RankingTask(d.users, h, h)
     return tasks
 
@@ -528,7 +528,7 @@ def _with_cold_catalogue(
     cold = np.unique(test.loc[_flag(test, "cold_item"), "item"].to_numpy(np.int64))
     if len(cold) < 2:
         return result
-    history = _rows_csr([split.train, split.valid], d.users, split.n_items)
+    history = rows_csr([split.train, split.valid], d.users, split.n_items)
     pu = ci.cold_catalogue_per_user(
         scorer, d.users, history, d.truth, cold, config.ks, config.batch_size
     )
@@ -662,8 +662,8 @@ class ValidationSet:
             rng = np.random.default_rng(seed)
             users = np.sort(rng.choice(users, size=max_users, replace=False))
         self.users = users
-        self.history = _rows_csr([split.train], users, split.n_items)
-        self.truth = _rows_csr([valid], users, split.n_items)
+        self.history = rows_csr([split.train], users, split.n_items)
+        self.truth = rows_csr([valid], users, split.n_items)
 
     def __call__(self, scorer: Scorer) -> float:
         """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none)."""

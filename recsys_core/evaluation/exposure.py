@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.data.split_types import Split
+from recsys_core.evaluation.evaluate import rows_csr
 
 OFFSETS: tuple[float, ...] = tuple(round(x, 2) for x in np.arange(-2.0, 3.01, 0.25))
 """Offsets tried, in units of the user's score standard deviation."""
@@ -59,18 +60,6 @@ def shift_untrained(scores: torch.Tensor, untrained: torch.Tensor, offset: float
     return torch.where(untrained.unsqueeze(0), s + step, s)
 
 
-def _rows(frame: pd.DataFrame, users: np.ndarray, n_items: int) -> sp.csr_matrix:
-    f = frame[frame["user"].isin(users)]
-    pos = np.searchsorted(users, f["user"].to_numpy(np.int64))
-    m = sp.csr_matrix(
-        (np.ones(len(f), np.float32), (pos, f["item"].to_numpy(np.int64))),
-        shape=(len(users), n_items),
-    )
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
-
-
 def exposure_curve(
     scorer,
     split: Split,
@@ -102,10 +91,10 @@ def exposure_curve(
     users = np.unique(valid["user"].to_numpy(np.int64))
     if max_users and len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    hist = _rows(split.train, users, n_items)
-    truth_all = _rows(valid, users, n_items)
-    truth_cold = _rows(valid[is_cold], users, n_items)
-    truth_warm = _rows(valid[~is_cold], users, n_items)
+    hist = rows_csr([split.train], users, n_items)
+    truth_all = rows_csr([valid], users, n_items)
+    truth_cold = rows_csr([valid[is_cold]], users, n_items)
+    truth_warm = rows_csr([valid[~is_cold]], users, n_items)
     mask_u = torch.from_numpy(untrained)
     sums = {k: np.zeros(len(offsets)) for k in ("cold", "warm", "all")}
     counts = {k: 0 for k in sums}

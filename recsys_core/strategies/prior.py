@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.data.split_types import Split
+from recsys_core.evaluation.evaluate import rows_csr
 
 PRIOR_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 """Blend weights tried per k (0 = the model alone, 1 = popularity alone)."""
@@ -113,18 +114,6 @@ def _first_k(train: pd.DataFrame, users: np.ndarray, k: int, n_items: int) -> sp
     return m
 
 
-def _rows(frame: pd.DataFrame, users: np.ndarray, n_items: int) -> sp.csr_matrix:
-    f = frame[frame["user"].isin(users)]
-    pos = np.searchsorted(users, f["user"].to_numpy(np.int64))
-    m = sp.csr_matrix(
-        (np.ones(len(f), np.float32), (pos, f["item"].to_numpy(np.int64))),
-        shape=(len(users), n_items),
-    )
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
-
-
 def choose_prior_weights(
     scorer: Any,
     split: Split,
@@ -153,8 +142,8 @@ def choose_prior_weights(
     table: list[dict] = []
     if len(users) == 0:
         return {int(k): 0.0 for k in ks}, table
-    known = _rows(split.train, users, n_items)
-    truth = _rows(valid, users, n_items)
+    known = rows_csr([split.train], users, n_items)
+    truth = rows_csr([valid], users, n_items)
     n_train = np.diff(known.indptr)
     pop = popularity_z(counts)
     cold = as_cold(scorer)
