@@ -55,8 +55,10 @@ def _paired(per_user: dict, a_id: str, b_id: str, seg: str, col: str, n_boot: in
     pa, pb = per_user[a_id], per_user[b_id]
     if col not in pa.columns or col not in pb.columns:
         return None
-    a = pa[pa["segment"] == seg].set_index("user")[col]
-    b = pb[pb["segment"] == seg].set_index("user")[col]
+    # a user without a value (the cold-item AUC of a user whose new items are all the
+    # new items) drops out of the pair rather than making the mean NaN
+    a = pa[pa["segment"] == seg].set_index("user")[col].dropna()
+    b = pb[pb["segment"] == seg].set_index("user")[col].dropna()
     common = a.index.intersection(b.index)
     if not len(common):
         return None

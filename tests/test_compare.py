@@ -153,3 +153,14 @@ def test_cold_item_table_puts_full_and_cold_catalogue_figures_side_by_side():
     assert t.loc[0, "NDCG@10, full catalogue"] == "0.0500 [0.0400, 0.0600]"
     assert t.loc[0, "cold-item AUC"] == "0.8100 [0.8000, 0.8200]"
     assert t.loc[0, "Recall@20 among cold items"] == ""
+
+
+def test_auc_pairs_skip_users_without_a_value():
+    a = np.array([0.9, np.nan, 0.7, 0.8])
+    b = np.array([0.5, 0.6, np.nan, 0.4])
+    store = FakeStore(
+        {"e": ("ease", {"cold_catalogue": b}), "f": ("fine-tune", {"cold_catalogue": a})}
+    )
+    t = compare_runs(store, ["e", "f"])
+    row = t[t["run_id"] == "f"].iloc[0]
+    assert row["delta"] == pytest.approx(((0.9 - 0.5) + (0.8 - 0.4)) / 2)  # users 0 and 3
