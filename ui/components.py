@@ -8,14 +8,10 @@ module-level variable.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
 import json
 import logging
 import os
-import textwrap
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -214,26 +210,11 @@ def done_runs(store, scenario: str | None = None) -> pd.DataFrame:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each dataclass field (the house style), field -> text."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for a, b in itertools.pairwise(body):
-            if (
-                isinstance(a, ast.AnnAssign)
-                and isinstance(a.target, ast.Name)
-                and isinstance(b, ast.Expr)
-                and isinstance(b.value, ast.Constant)
-                and isinstance(b.value.value, str)
-            ):
-                docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
+    """field -> help text, as the config declares it in ``field(metadata={"help": ...})``
+    (:func:`recsys_core.strategies.base.field_help`); no source file is read."""
+    from recsys_core.strategies.base import field_help
+
+    return field_help(cls)
 
 
 def option_widgets(
@@ -247,8 +228,8 @@ def option_widgets(
 
     Literal -> select box, bool -> checkbox, int/float -> number input, tuple of floats
     -> comma-separated text, ``float | None`` -> text (empty = automatic). The field's
-    docstring is the widget's help. Returns the chosen values, field -> value, ready for
-    ``Config.from_dict`` (which validates them).
+    declared help (``metadata["help"]``) is the widget's help. Returns the chosen
+    values, field -> value, ready for ``Config.from_dict`` (which validates them).
     """
     hints = typing.get_type_hints(cls)
     docs = {**field_docs(cls), **(helps or {})}

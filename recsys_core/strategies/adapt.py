@@ -14,7 +14,7 @@ the recommendation loss before the towers have learned anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,18 +46,30 @@ from recsys_core.training.loop import StepContext, train
 
 @dataclass(frozen=True)
 class AdaptConfig(StrategyConfig):
-    method: Literal["mmd", "coral", "dann"] = "mmd"
-    """which alignment loss."""
-    weight: float = 1.0
-    """maximum weight of the alignment loss."""
-    schedule: Literal["constant", "ramp"] = "ramp"
-    """constant weight, or Ganin & Lempitsky's ramp from 0 to `weight`."""
-    source_weight: float = 1.0
-    """weight of the source recommendation loss in the joint objective."""
-    align_samples: int = 512
-    """items drawn from each domain per step for the alignment term."""
-    init: Literal["scratch", "source"] = "scratch"
-    """start from random weights, or from the source pre-trained model."""
+    method: Literal["mmd", "coral", "dann"] = field(
+        default="mmd",
+        metadata={"help": "which alignment loss."},
+    )
+    weight: float = field(
+        default=1.0,
+        metadata={"help": "maximum weight of the alignment loss."},
+    )
+    schedule: Literal["constant", "ramp"] = field(
+        default="ramp",
+        metadata={"help": "constant weight, or Ganin & Lempitsky's ramp from 0 to `weight`."},
+    )
+    source_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight of the source recommendation loss in the joint objective."},
+    )
+    align_samples: int = field(
+        default=512,
+        metadata={"help": "items drawn from each domain per step for the alignment term."},
+    )
+    init: Literal["scratch", "source"] = field(
+        default="scratch",
+        metadata={"help": "start from random weights, or from the source pre-trained model."},
+    )
 
     def __post_init__(self) -> None:
         if self.method not in ("mmd", "coral", "dann"):

@@ -60,7 +60,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -100,39 +100,92 @@ the (users, items) score matrices of the blend search."""
 class MappingConfig(StrategyConfig):
     """Options of :class:`MappingStrategy` (``--option mapping.KEY=VALUE``)."""
 
-    mapper: Literal["linear", "mlp"] = "linear"
-    """linear: ridge regression U_s -> U_t in closed form; mlp: two-layer tanh network
-    (EMCDR's two mapping functions)."""
-    blend: Literal["none", "validation"] = "validation"
-    """none: cold shared users get the mapped vector alone; validation: the mapped score
-    mixed with one target-only score (popularity or the support fold-in), weight and
-    partner per support size k chosen on simulated cold users (module docstring)."""
-    factors: int = 64
-    """latent dimension of the source factorisation (the target's is tuned with it)."""
-    tune_target: bool = True
-    """choose the target iALS on validation over the target-only baseline's grid; False
-    uses IALSConfig defaults at ``factors``."""
-    source_reg: float = 0.1
-    """iALS penalty of the source factorisation (no target signal can tune it)."""
-    source_alpha: float = 0.5
-    """iALS confidence slope of the source factorisation."""
-    iterations: int = 15
-    """iALS sweeps, both domains."""
-    ridge: float | None = None
-    """fixed ridge penalty of the linear map; None chooses it on held-out users."""
-    hidden: int = 128
-    """hidden width of the mlp mapper."""
-    mlp_epochs: int = 300
-    """upper bound on mlp epochs (early stopping usually ends sooner)."""
-    mlp_lr: float = 0.003
-    """Adam learning rate of the mlp mapper."""
-    mlp_weight_decay: float = 1e-4
-    """Adam weight decay of the mlp mapper."""
-    patience: int = 20
-    """mlp epochs without a better held-out error before stopping."""
-    holdout_frac: float = 0.2
-    """share of warm shared users held out of the map fit; they choose the ridge, stop
-    the mlp and choose the blend weights."""
+    mapper: Literal["linear", "mlp"] = field(
+        default="linear",
+        metadata={
+            "help": (
+                "linear: ridge regression U_s -> U_t in closed form; mlp: two-layer tanh "
+                "network (EMCDR's two mapping functions)."
+            )
+        },
+    )
+    blend: Literal["none", "validation"] = field(
+        default="validation",
+        metadata={
+            "help": (
+                "none: cold shared users get the mapped vector alone; validation: the mapped "
+                "score mixed with one target-only score (popularity or the support fold-in), "
+                "weight and partner per support size k chosen on simulated cold users (module"
+                " docstring)."
+            )
+        },
+    )
+    factors: int = field(
+        default=64,
+        metadata={
+            "help": (
+                "latent dimension of the source factorisation (the target's is tuned with it)."
+            )
+        },
+    )
+    tune_target: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "choose the target iALS on validation over the target-only baseline's grid; "
+                "False uses IALSConfig defaults at ``factors``."
+            )
+        },
+    )
+    source_reg: float = field(
+        default=0.1,
+        metadata={
+            "help": "iALS penalty of the source factorisation (no target signal can tune it)."
+        },
+    )
+    source_alpha: float = field(
+        default=0.5,
+        metadata={"help": "iALS confidence slope of the source factorisation."},
+    )
+    iterations: int = field(
+        default=15,
+        metadata={"help": "iALS sweeps, both domains."},
+    )
+    ridge: float | None = field(
+        default=None,
+        metadata={
+            "help": "fixed ridge penalty of the linear map; None chooses it on held-out users."
+        },
+    )
+    hidden: int = field(
+        default=128,
+        metadata={"help": "hidden width of the mlp mapper."},
+    )
+    mlp_epochs: int = field(
+        default=300,
+        metadata={"help": "upper bound on mlp epochs (early stopping usually ends sooner)."},
+    )
+    mlp_lr: float = field(
+        default=0.003,
+        metadata={"help": "Adam learning rate of the mlp mapper."},
+    )
+    mlp_weight_decay: float = field(
+        default=1e-4,
+        metadata={"help": "Adam weight decay of the mlp mapper."},
+    )
+    patience: int = field(
+        default=20,
+        metadata={"help": "mlp epochs without a better held-out error before stopping."},
+    )
+    holdout_frac: float = field(
+        default=0.2,
+        metadata={
+            "help": (
+                "share of warm shared users held out of the map fit; they choose the ridge, "
+                "stop the mlp and choose the blend weights."
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.mapper not in ("linear", "mlp"):
