@@ -20,12 +20,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recsys_core.embeddings.shift import REPORT_MAX_POINTS, REPORT_SEED, mmd_unbiased
 from recsys_core.strategies.alignment import (
     DomainClassifier,
     coral,
     dann_schedule,
     grad_reverse,
-    mmd_rbf,
+    mmd_loss,
 )
 from recsys_core.strategies.base import (
     Context,
@@ -99,7 +100,7 @@ def alignment_term(cfg: AdaptConfig, clf: DomainClassifier | None):
         xs, xt = c.item_vecs[si], c.item_vecs[ti]
         w = cfg.weight * (dann_schedule(c.progress) if cfg.schedule == "ramp" else 1.0)
         if cfg.method == "mmd":
-            a = mmd_rbf(xs, xt)
+            a = mmd_loss(xs, xt)
             out = w * a
         elif cfg.method == "coral":
             a = coral(xs, xt)
@@ -185,10 +186,14 @@ class AdaptStrategy(Strategy):
 
 
 @torch.no_grad()
-def _domain_mmd(model, src_pool: torch.Tensor, tgt_pool: torch.Tensor, n: int = 1000) -> float:
-    """MMD^2 between (up to n) source-only and target-only item vectors."""
-    g = torch.Generator().manual_seed(0)
-    v = model.item_vectors()
-    si = src_pool[torch.randperm(len(src_pool), generator=g)[:n].to(src_pool.device)]
-    ti = tgt_pool[torch.randperm(len(tgt_pool), generator=g)[:n].to(tgt_pool.device)]
-    return float(mmd_rbf(v[si], v[ti]))
+def _domain_mmd(model, src_pool: torch.Tensor, tgt_pool: torch.Tensor) -> float:
+    """The reported MMD^2 between source-only and target-only item vectors.
+
+    The same estimator, subsample and seed as the Embeddings page's "MMD source↔target"
+    (:func:`~recsys_core.embeddings.shift.shift_report` on the stage's item vectors), so
+    adapt's "MMD before/after" and that page agree on the same vectors. Vectors are
+    taken as float32, as a stage stores them.
+    """
+    v = model.item_vectors().float().cpu().numpy()
+    src, tgt = np.sort(src_pool.cpu().numpy()), np.sort(tgt_pool.cpu().numpy())
+    return mmd_unbiased(v[src], v[tgt], max_points=REPORT_MAX_POINTS, seed=REPORT_SEED)
