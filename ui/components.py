@@ -343,24 +343,13 @@ def parse_values(text: str, hint: Any) -> list[Any]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def file_columns(data: bytes, name: str) -> tuple[list[str], str | None]:
-    """The header of an uploaded file as the user sees it, and an error message or None.
-
-    TODO(lead): recsys_core.data.loaders has no public "read the header" function; this
-    uses its private parser so every format the loader takes (CSV/TSV, RecBole, Parquet,
-    compressed) lists its columns the same way. A public ``read_header`` would replace it.
-    """
-    from recsys_core.data import loaders
+    """The header of an uploaded file as the user sees it, and an error message or None
+    (the engine's :func:`recsys_core.data.loaders.read_header`, cached per upload)."""
+    from recsys_core.data.loaders import read_header
     from recsys_core.errors import DataError
 
     try:
-        public = getattr(loaders, "read_header", None)
-        if public is not None:
-            return list(public(data, name=name)), None
-        limits = loaders.Limits()
-        with loaders._guard(name):
-            raw, ext = loaders._load_bytes(data, name, limits)
-            parsed = loaders._parse_bytes(raw, file=name, ext=ext, limits=limits, depth=0)
-        return [loaders._strip_suffix(str(n)) for n in parsed.names], None
+        return read_header(data, name=name), None
     except DataError as exc:
         return [], str(exc)
 

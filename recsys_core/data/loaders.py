@@ -318,6 +318,40 @@ def read_table(
         return df
 
 
+def read_header(
+    source: Source,
+    *,
+    name: str | None = None,
+    limits: Limits = Limits(),
+) -> list[str]:
+    """The column names of a table as the user sees them (for column-mapping widgets).
+
+    Reads the file the way :func:`read_table` does (every format, compression, encoding
+    and limit), so a header listed here is the header ``read_table`` will match a
+    :class:`ColumnMapping` against; RecBole ``:type`` suffixes and surrounding spaces are
+    removed. No role is resolved and no value is checked.
+
+    Args:
+        source: a path, the file's bytes (uploads), a binary file object, or a DataFrame.
+        name: the file name as the user knows it, used in messages.
+        limits: size limits.
+
+    Returns:
+        list of column names, in file order.
+
+    Raises:
+        DataError: for every problem, naming the file.
+    """
+    file = _display_name(source, name, "table")
+    with _guard(file):
+        if isinstance(source, pd.DataFrame):
+            parsed = _parse_dataframe(source, file)
+        else:
+            raw, ext = _load_bytes(source, file, limits)
+            parsed = _parse_bytes(raw, file=file, ext=ext, limits=limits, depth=0)
+        return [_strip_suffix(str(n)) for n in parsed.names]
+
+
 def load_domain(
     interactions: Source,
     items: Source | None = None,
