@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.data.item_table import item_frame
 from recsys_core.strategies.registry import kind_of
 from ui import state
 from ui.components import (
     done_runs,
     empty_state,
-    item_frame,
     offer_reload,
     page_header,
     run_names,
