@@ -305,6 +305,20 @@ def _segment_defs(split: Split) -> dict[str, _SegmentDef]:
     return defs
 
 
+def segment_users(split: Split) -> dict[str, np.ndarray]:
+    """Who belongs to each evaluation segment of ``split`` (``all`` left out).
+
+    The same definitions the metrics use (module docstring): ``warm_users``,
+    ``cold_users_k{K}`` for each support size K (the same users for every K) and
+    ``cold_items`` (warm users with a test row on a cold item); a segment without users
+    is absent, as in the results.
+
+    Returns:
+        segment name -> int64 array (n_users_in_segment,) of target user indices, sorted.
+    """
+    return {name: d.users for name, d in _segment_defs(split).items()}
+
+
 def ranking_tasks(split: Split) -> dict[str, RankingTask]:
     """The rankings evaluation needs: ``"warm"`` and ``"cold_k{K}"`` for each support K.
 
