@@ -12,12 +12,15 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from recsys_core.data.loaders import ColumnMapping
 from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
@@ -35,16 +38,53 @@ def cache_root() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "recsys_transfer_lab"
 
 
+FILE_FIELDS: tuple[str, ...] = (
+    "target_interactions",
+    "target_items",
+    "source_interactions",
+    "source_items",
+)
+"""The files of a scenario, as :class:`ScenarioSpec` fields and keys of its ``columns``."""
+
+
 @dataclass(frozen=True)
 class ScenarioSpec:
-    """Where the data comes from: a demo name, or files (target required)."""
+    """Where the data comes from and how to read it: a demo name, or files (target
+    required) with optional column roles and item text fields.
 
-    demo: str | None = None
-    target_interactions: str | None = None
-    target_items: str | None = None
-    source_interactions: str | None = None
-    source_items: str | None = None
-    name: str | None = None
+    Everything the Data page decides about a file (which column is the user, the item,
+    the rating, the time; which item columns the text encoder reads) is held here, so
+    the CLI, a TOML ``[scenario]`` table or a ``scenario.json`` can say it too, and a
+    stored run can be reloaded exactly (``asdict(spec)`` round-trips through JSON).
+    """
+
+    demo: str | None = field(default=None, metadata={"help": "a built-in scenario, demo:NAME."})
+    target_interactions: str | None = field(
+        default=None, metadata={"help": "the target domain's interactions file."}
+    )
+    target_items: str | None = field(
+        default=None, metadata={"help": "the target domain's item table (item text)."}
+    )
+    source_interactions: str | None = field(
+        default=None, metadata={"help": "the source domain's interactions file."}
+    )
+    source_items: str | None = field(
+        default=None, metadata={"help": "the source domain's item table."}
+    )
+    name: str | None = field(default=None, metadata={"help": "the label runs are filed under."})
+    # Not hashed: a dict; two specs with the same files still compare by their columns.
+    columns: Mapping[str, ColumnMapping] = field(
+        default_factory=dict,
+        hash=False,
+        metadata={
+            "help": (
+                "per file (keys as the file fields: target_interactions, target_items, ...): "
+                "which column is the user, item, rating and timestamp, and for an item "
+                "table the text_fields the encoder reads, in the order they are joined. "
+                'Roles left out are detected; rating or timestamp "" means none.'
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if (self.demo is None) == (self.target_interactions is None):
@@ -53,6 +93,35 @@ class ScenarioSpec:
             )
         if self.demo is not None and not self.demo.startswith("demo:"):
             raise ValueError(f"demo scenario names start with 'demo:', got {self.demo!r}")
+        cols = self.columns if self.columns is not None else {}
+        if not isinstance(cols, Mapping):
+            raise ValueError(
+                f"columns must map file names ({', '.join(FILE_FIELDS)}) to column roles, "
+                f"got {type(cols).__name__}"
+            )
+        out: dict[str, ColumnMapping] = {}
+        for key, value in cols.items():
+            if key not in FILE_FIELDS:
+                raise ValueError(
+                    f"columns were given for an unknown file {key!r}; use one of "
+                    f"{', '.join(FILE_FIELDS)}"
+                )
+            if getattr(self, key) is None:
+                raise ValueError(f"columns were given for {key}, but no {key} file is set")
+            if isinstance(value, Mapping):  # from JSON or TOML
+                value = ColumnMapping(**dict(value))
+            if not isinstance(value, ColumnMapping):
+                raise ValueError(
+                    f"columns[{key!r}] must be a ColumnMapping or a table of roles, "
+                    f"got {type(value).__name__}"
+                )
+            if key.endswith("_interactions") and value.text_fields:
+                raise ValueError(
+                    f"text_fields belong to the item table: set them under "
+                    f"columns['{key.removesuffix('_interactions')}_items']"
+                )
+            out[key] = value
+        object.__setattr__(self, "columns", out)
 
     @property
     def label(self) -> str:
@@ -60,9 +129,50 @@ class ScenarioSpec:
             return self.name
         return self.demo or Path(self.target_interactions or "target").stem
 
+    def domain_columns(self, role: str) -> dict[str, ColumnMapping] | None:
+        """The column mappings of one domain ("target" or "source"), keyed as
+        :func:`~recsys_core.data.loaders.load_domain` takes them, or None (detect all)."""
+        maps = {
+            kind: self.columns[f"{role}_{kind}"]
+            for kind in ("interactions", "items")
+            if f"{role}_{kind}" in self.columns
+        }
+        return maps or None
+
+    def to_dict(self) -> dict:
+        """Plain, JSON- and TOML-ready dict; :meth:`from_dict` rebuilds the spec."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"}
+        d = {k: v for k, v in d.items() if v is not None}
+        if self.columns:
+            # TOML has no null: a role left to detection is simply absent
+            d["columns"] = {
+                k: {r: v for r, v in m.to_dict().items() if v is not None}
+                for k, m in self.columns.items()
+            }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScenarioSpec:
+        """A spec from a plain dict (a TOML ``[scenario]`` table, a stored run's config).
+
+        Unknown keys are refused with the known ones named.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(
+                f"unknown scenario setting(s): {', '.join(sorted(map(str, unknown)))}; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        return cls(**dict(d))
+
     @classmethod
     def parse(cls, value: str) -> ScenarioSpec:
-        """'demo:NAME', or a folder holding a scenario.json as written by demo-data."""
+        """'demo:NAME', or a folder holding a scenario.json as written by demo-data.
+
+        The json's ``files`` name the files relative to the folder; an optional
+        ``columns`` table holds their column roles and text fields (see ``columns``).
+        """
         if value.startswith("demo:"):
             return cls(demo=value)
         folder = Path(value)
@@ -85,6 +195,7 @@ class ScenarioSpec:
             source_interactions=f("source_interactions"),
             source_items=f("source_items"),
             name=m.get("name", folder.name),
+            columns=m.get("columns") or {},
         )
 
 
@@ -93,7 +204,11 @@ def load_scenario(
     split: SplitConfig = SplitConfig(),
     source_history: SourceHistory = "before-target",
 ) -> Scenario:
-    """Read the data (demo or files), validate it, split the target, index jointly."""
+    """Read the data (demo or files), validate it, split the target, index jointly.
+
+    Files are read with the spec's column roles and text fields (``spec.columns``);
+    whatever it leaves out is detected from the headers.
+    """
     if spec.demo is not None:
         from recsys_core.data.demo import load_demo
 
@@ -112,10 +227,20 @@ def load_scenario(
         )
     from recsys_core.data.loaders import load_domain
 
-    target = load_domain(spec.target_interactions, spec.target_items, name="target")
+    target = load_domain(
+        spec.target_interactions,
+        spec.target_items,
+        name="target",
+        columns=spec.domain_columns("target"),
+    )
     source = None
     if spec.source_interactions:
-        source = load_domain(spec.source_interactions, spec.source_items, name="source")
+        source = load_domain(
+            spec.source_interactions,
+            spec.source_items,
+            name="source",
+            columns=spec.domain_columns("source"),
+        )
     return build_scenario(target, source, split, source_history=source_history, name=spec.label)
 
 

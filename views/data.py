@@ -5,7 +5,8 @@ Widgets keys start with ``data_``.
 
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass
+
 import streamlit as st
 
 from recsys_core.data.demo import DEMO_SCENARIOS
@@ -21,7 +22,6 @@ from ui.components import (
 )
 from ui.text import md_escape
 
-TEXT_CANON = ("title", "genres", "year", "description")
 DEMO_TITLES = {
     "demo:ml1m-to-ml100k": "MovieLens-1M → 100K",
     "demo:ml1m-genres": "Drama → Children's",
@@ -30,6 +30,16 @@ DEMO_TITLES = {
 }
 ROLES = ("target", "source")
 KINDS = ("interactions", "items", "users")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A checked upload: its bytes, the name the user gave it, and the column roles
+    chosen for it (``ColumnMapping`` fields)."""
+
+    data: bytes
+    name: str
+    mapping: dict
 
 
 def current_split():
@@ -141,15 +151,18 @@ def mapping_widgets(header: list[str], kind: str, key: str) -> tuple:
                 key=f"{key}_text",
                 help='Joined as "title | genres | year | description" and read by the pretrained text encoder.',
             )
+        # Joined in the order the help promises: detected title, genres, year,
+        # description first, any other chosen column after them.
+        canon = [f for f in (guess.text_fields or ()) if f in tf]
+        tf = canon + [f for f in tf if f not in canon]
         return (("item", i), ("text_fields", tuple(tf)))
     u = pick("user id", "user", False, "Column holding the user id.")
     return (("user", u),)
 
 
-def upload_block(
-    role: str, kind: str, required: bool
-) -> tuple[pd.DataFrame | None, dict | None, str | None]:
-    """One uploader with its mapping and validation result right under it."""
+def upload_block(role: str, kind: str, required: bool) -> tuple[Upload | None, str | None]:
+    """One uploader with its mapping and validation result right under it: (the
+    checked upload, None), (None, an error message) or (None, None) when empty."""
     label = f"{kind.capitalize()}{'' if required else ' (optional)'}"
     up = st.file_uploader(
         label,
@@ -157,12 +170,12 @@ def upload_block(
         help="CSV, TSV, RecBole atomic (.inter/.item/.user), Parquet; gzip is fine.",
     )
     if up is None:
-        return None, None, None
+        return None, None
     data = up.getvalue()
     header, err = file_columns(data, up.name)
     if err:
         st.error(md_escape(err), icon=":material/error:")
-        return None, None, err
+        return None, err
     missing = undetected_roles(header, kind)
     with st.expander(f"Columns of {md_escape(up.name)}", expanded=bool(missing)):
         if missing:
@@ -176,7 +189,7 @@ def upload_block(
     df, info, err = parse_table(data, up.name, kind, mapping)
     if err:
         st.error(md_escape(err), icon=":material/error:")
-        return None, None, err
+        return None, err
     chk = check_upload(df, info, kind, md_escape(up.name))
     st.success(chk.headline, icon=":material/check_circle:")
     # a column name is shown as code; a backtick in it would close the code span early
@@ -193,31 +206,7 @@ def upload_block(
     )
     for w in chk.warnings:
         st.warning(md_escape(w), icon=":material/warning:")
-    return df, dict(mapping), None
-
-
-def canonical_items(df: pd.DataFrame, text_fields: tuple[str, ...]) -> pd.DataFrame:
-    """item_id plus the chosen text columns under the names the engine reads.
-
-    TODO(lead): ScenarioSpec has no column mapping or text-field choice, so the app
-    writes canonical copies: canonical text columns keep their names; any other chosen
-    column is joined into ``description`` (the encoder joins fields with " | " either way).
-    """
-    out = pd.DataFrame({"item_id": df["item_id"]})
-    canon = [f for f in TEXT_CANON if f in text_fields and f in df.columns]
-    other = [f for f in text_fields if f not in canon and f in df.columns]
-    for f in canon:
-        out[f] = df[f].astype(str)
-    if other:
-        cols = (["description"] if "description" in canon else []) + other
-        out["description"] = (
-            df[cols]
-            .astype(str)
-            .apply(lambda r: " | ".join(v for v in r if v and v != "nan"), axis=1)
-        )
-    if "title" in df.columns and "title" not in out.columns:
-        out["title"] = df["title"].astype(str)  # for display and title linking
-    return out
+    return Upload(data, up.name, dict(mapping)), None
 
 
 def upload_section() -> None:
@@ -225,19 +214,19 @@ def upload_section() -> None:
         "Upload the **target** domain (the thin one you want to serve) and, optionally, a rich "
         "**source** domain. Column roles are detected; check them under *Columns of …*."
     )
-    tables: dict[tuple[str, str], tuple] = {}
+    tables: dict[tuple[str, str], Upload] = {}
     errors = False
     cols = st.columns(2, gap="large")
     for col, role in zip(cols, ROLES):
         with col:
             st.subheader("Target domain" if role == "target" else "Source domain (optional)")
             for kind in KINDS:
-                df, mapping, err = upload_block(
+                upload, err = upload_block(
                     role, kind, required=(role == "target" and kind == "interactions")
                 )
                 errors |= err is not None
-                if df is not None:
-                    tables[(role, kind)] = (df, mapping)
+                if upload is not None:
+                    tables[(role, kind)] = upload
     name = st.text_input(
         "Scenario name",
         value="my-scenario",
@@ -256,7 +245,7 @@ def upload_section() -> None:
         key="data_up_go",
         icon=":material/upload:",
     ):
-        spec = write_canonical(tables, name.strip() or "my-scenario")
+        spec = write_uploads(tables, name.strip() or "my-scenario")
         if spec is not None and load(spec):
             state.flash("success", f"Loaded **{spec.label}** from your files.")
             st.rerun()
@@ -264,34 +253,39 @@ def upload_section() -> None:
         st.caption("Upload at least the target interactions to continue.")
 
 
-def write_canonical(tables: dict, name: str):
-    """Write validated uploads as canonical Parquet in this session's folder -> spec."""
+def write_uploads(tables: dict[tuple[str, str], Upload], name: str):
+    """Keep the checked uploads in this session's folder, as they came, and describe them
+    with a ScenarioSpec holding the chosen column roles and text fields: the engine reads
+    them the way the CLI reads a scenario.json with the same ``columns``."""
     from recsys_core.pipeline import ScenarioSpec
 
     folder = state.upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
-    for (role, kind), (df, mapping) in tables.items():
+    columns: dict[str, dict] = {}
+    for (role, kind), upload in tables.items():
         if kind == "users":
-            continue
-        if kind == "interactions" and "rating" in df and df["rating"].isna().all():
-            df = df.drop(columns="rating")  # implicit feedback
-        if kind == "items":
-            df = canonical_items(df, tuple(mapping.get("text_fields") or ()))
-        path = folder / f"{role}_{kind}.parquet"
-        df.to_parquet(path, index=False)
-        paths[f"{role}_{kind}"] = str(path)
+            continue  # checked and summarised; no strategy reads user attributes yet
+        key = f"{role}_{kind}"
+        path = folder / f"{key}{_suffix(upload.name)}"
+        path.write_bytes(upload.data)
+        paths[key] = str(path)
+        columns[key] = upload.mapping
+    if "source_interactions" not in paths:
+        paths.pop("source_items", None)
+        columns.pop("source_items", None)
     try:
-        return ScenarioSpec(
-            target_interactions=paths["target_interactions"],
-            target_items=paths.get("target_items"),
-            source_interactions=paths.get("source_interactions"),
-            source_items=paths.get("source_items") if "source_interactions" in paths else None,
-            name=name,
-        )
+        return ScenarioSpec(**paths, name=name, columns=columns)
     except ValueError as exc:
         show_error(exc)
         return None
+
+
+def _suffix(name: str) -> str:
+    """The file's extensions (".csv.gz", ".inter"), a hint the loader reads after the
+    content; anything but letters and digits is dropped from a name a user chose."""
+    parts = [p for p in name.split(".")[1:] if p.isalnum() and len(p) <= 8]
+    return "".join(f".{p.lower()}" for p in parts[-2:])
 
 
 # --------------------------------------------------------------------------- overview

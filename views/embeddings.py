@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.data.item_table import item_frame, item_frame_from_artifact
 from recsys_core.strategies.registry import kind_of
 from ui import charts, state
 from ui.components import (
     done_runs,
     empty_state,
-    item_frame,
-    item_frame_from_artifact,
     page_header,
     run_names,
     run_stages,

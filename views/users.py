@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.data.item_table import item_frame
 from recsys_core.strategies.registry import kind_of
 from ui import state
 from ui.components import (
     done_runs,
     empty_state,
-    item_frame,
     offer_reload,
     page_header,
     run_names,
@@ -62,15 +62,18 @@ def pick_runs(store, scn):
 
 
 def segment_users(scn) -> dict[str, np.ndarray]:
-    t = scn.split.test
-    cu = t["cold_user"].to_numpy(bool) if "cold_user" in t else np.zeros(len(t), bool)
-    ci = t["cold_item"].to_numpy(bool) if "cold_item" in t else np.zeros(len(t), bool)
-    segs = {"warm users": np.unique(t.loc[~cu, "user"].to_numpy())}
-    if cu.any():
-        segs["cold users"] = np.unique(t.loc[cu, "user"].to_numpy())
-    if (ci & ~cu).any():
-        segs["users touching cold items"] = np.unique(t.loc[ci & ~cu, "user"].to_numpy())
-    return segs
+    """The evaluation's segments (``recsys_core.evaluation.evaluate.segment_users``) under
+    the names this page shows; cold users are one choice, their k picked beside it."""
+    from recsys_core.evaluation.evaluate import segment_users as engine_segments
+
+    segs = engine_segments(scn.split)
+    out = {"warm users": segs["warm_users"]}
+    cold = [v for n, v in segs.items() if n.startswith("cold_users_k")]
+    if cold and len(cold[0]):
+        out["cold users"] = cold[0]
+    if "cold_items" in segs:
+        out["users touching cold items"] = segs["cold_items"]
+    return out
 
 
 def pick_user(scn) -> tuple[int | None, int | None]:

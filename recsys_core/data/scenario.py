@@ -11,7 +11,7 @@ embedding at initialisation):
 Items are linked by identical id, else by normalised title (lower case, punctuation and
 spaces collapsed); users by identical id. The text encoder links everything else.
 
-Time honesty (DESIGN.md, "Time matters across domains"): with
+Time honesty (docs/design.md, "Time honesty"): with
 ``source_history="before-target"`` (the default) a shared user's source interactions are
 cut at the moment the target evaluation starts for that user: a cold user keeps only what
 they did before their first target interaction; a warm user keeps only what precedes their

@@ -3,7 +3,7 @@
 All frames hold contiguous indices (``user``, ``item``: int64) into ``user_map`` and
 ``item_map``; original ids are recovered with ``IdMap.decode``.
 
-Segments (DESIGN.md, "Evaluation"):
+Segments (docs/design.md, "Domain words" and "Evaluation"):
 
 * warm users: users with training interactions; tested on ``test`` rows with
   ``cold_user == False`` (cold items included, full catalogue ranking).

@@ -14,8 +14,10 @@ Measures:
   onto the other (orthogonal Procrustes), i.e. how much each item moved *relative to the
   others*.
 * :func:`knn_overlap`: per-item share of the k nearest neighbours kept.
-* :func:`mmd_rbf`: are two sets of vectors (source items vs target items) drawn from the
-  same distribution? (Gretton et al. 2012, "A Kernel Two-Sample Test").
+* :func:`mmd_unbiased`: are two sets of vectors (source items vs target items) drawn from
+  the same distribution? (Gretton et al. 2012, "A Kernel Two-Sample Test"). The one MMD
+  the product reports; the adapt strategy's training loss is a different, biased
+  quantity (:func:`recsys_core.strategies.alignment.mmd_loss`).
 * :func:`alignment`, :func:`uniformity`: the two properties of normalised embeddings of
   Wang & Isola 2020, "Understanding Contrastive Representation Learning through Alignment
   and Uniformity on the Hypersphere".
@@ -231,12 +233,18 @@ def _subsample(X: np.ndarray, max_points: int, rng: np.random.Generator) -> np.n
     return X[np.sort(rng.choice(X.shape[0], size=max_points, replace=False))]
 
 
-def mmd_rbf(
+# Subsample size and seed of every reported MMD: the Embeddings page and adapt's
+# "MMD before/after" use the same ones, so the two figures agree on the same vectors.
+REPORT_MAX_POINTS = 2000
+REPORT_SEED = 0
+
+
+def mmd_unbiased(
     X: np.ndarray,
     Y: np.ndarray,
     bandwidths: Sequence[float] | None = None,
-    max_points: int = 2000,
-    seed: int = 0,
+    max_points: int = REPORT_MAX_POINTS,
+    seed: int = REPORT_SEED,
 ) -> float:
     """Unbiased squared maximum mean discrepancy between two samples (Gretton et al. 2012).
 
@@ -299,6 +307,11 @@ def mmd_rbf(
     term_aa = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
     term_bb = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
     return float(term_aa + term_bb - 2.0 * k_ab.mean())
+
+
+# The name this function had before the adapt loss was renamed ``mmd_loss``; kept so
+# existing imports work. Same function, same (unbiased) figure.
+mmd_rbf = mmd_unbiased
 
 
 def alignment(X_user_or_a: np.ndarray, X_pos_b: np.ndarray, alpha: float = 2.0) -> float:
@@ -407,8 +420,8 @@ def shift_report(
     stages: Mapping[str, tuple[Sequence[Hashable] | np.ndarray, np.ndarray]],
     domains: Mapping[Hashable, DomainLabel] | None = None,
     k: int = 10,
-    max_points: int = 2000,
-    seed: int = 0,
+    max_points: int = REPORT_MAX_POINTS,
+    seed: int = REPORT_SEED,
 ) -> pd.DataFrame:
     """Every shift measure for every stage and pair of stages, as one table for the app.
 
@@ -445,7 +458,7 @@ def shift_report(
             labels = pd.Series(np.asarray(ids, dtype=object)).map(dict(domains)).to_numpy()
             src, tgt = X[labels == "source"], X[labels == "target"]
             if len(src) >= 2 and len(tgt) >= 2:
-                value = mmd_rbf(src, tgt, max_points=max_points, seed=seed)
+                value = mmd_unbiased(src, tgt, max_points=max_points, seed=seed)
                 rows.append(_row("mmd_source_target", name, None, value))
             else:
                 rows.append(

@@ -28,12 +28,10 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from recsys_core.data.split_types import Split
 from recsys_core.evaluation.bootstrap import bootstrap_ci_columns, paired_bootstrap_delta
@@ -44,7 +42,10 @@ from recsys_core.evaluation.metrics import (
     metric_column,
     ranking_metrics,
 )
-from recsys_core.evaluation.ranking import topk_full_ranking
+
+# Scorer lives beside the ranking that calls it (no import cycle); imported from here too.
+from recsys_core.evaluation.ranking import Scorer, topk_full_ranking
+from recsys_core.training.device import check_device_name, choose_device
 
 BEYOND_ACCURACY: tuple[str, ...] = ("coverage", "arp")
 """Metrics computed on the whole segment's lists (no per-user values, no interval)."""
@@ -52,27 +53,6 @@ BEYOND_ACCURACY: tuple[str, ...] = ("coverage", "arp")
 SUMMARY_COLUMNS = ["segment", "metric", "k", "value", "ci_low", "ci_high", "n_users"]
 WARM_RANKING = "warm"
 """Ranking key of warm users (history = train + valid); cold rankings are ``cold_k{K}``."""
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """What evaluation needs from a model: scores for every item of the target catalogue."""
-
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
-        """users: int64 (B,) target user indices; history: (B, n_items) csr of the target
-        items known for each user at scoring time (train+valid items for warm users at test,
-        train only at validation, the support set for cold users). Returns (B, n_items)
-        float scores on any device; higher is better. Cross-domain information (source
-        histories) is the scorer's own business."""
-        ...
-
-
-def _check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from e
-    return dev
 
 
 @dataclass(frozen=True)
@@ -90,7 +70,8 @@ class EvalConfig:
     seed: int = 0
     """seed of the bootstrap draws (the same seed gives identical intervals)."""
     device: str = "cpu"
-    """where scores are masked and ranked: 'cpu', 'cuda', 'cuda:N', 'mps'."""
+    """where scores are masked and ranked: 'cpu', 'cuda', 'cuda:N', 'mps', or 'auto'
+    (checked for spelling here, for availability when evaluation starts)."""
 
     def __post_init__(self) -> None:
         ks = tuple(self.ks)
@@ -112,7 +93,7 @@ class EvalConfig:
             raise ValueError(
                 f"alpha must be between 0 and 1 (0.05 for 95% intervals), got {self.alpha}"
             )
-        _check_device(self.device)
+        object.__setattr__(self, "device", check_device_name(self.device))
 
     @property
     def k_max(self) -> int:
@@ -324,6 +305,20 @@ def _segment_defs(split: Split) -> dict[str, _SegmentDef]:
     return defs
 
 
+def segment_users(split: Split) -> dict[str, np.ndarray]:
+    """Who belongs to each evaluation segment of ``split`` (``all`` left out).
+
+    The same definitions the metrics use (module docstring): ``warm_users``,
+    ``cold_users_k{K}`` for each support size K (the same users for every K) and
+    ``cold_items`` (warm users with a test row on a cold item); a segment without users
+    is absent, as in the results.
+
+    Returns:
+        segment name -> int64 array (n_users_in_segment,) of target user indices, sorted.
+    """
+    return {name: d.users for name, d in _segment_defs(split).items()}
+
+
 def ranking_tasks(split: Split) -> dict[str, RankingTask]:
     """The rankings evaluation needs: ``"warm"`` and ``"cold_k{K}"`` for each support K.
 
@@ -486,7 +481,7 @@ def evaluate(
         An :class:`EvalResult` (segments described in the module docstring).
     """
     config = config or EvalConfig()
-    device = _resolve_device(config.device)
+    device = choose_device(config.device)
     tasks = ranking_tasks(split)
     total = sum(len(t.users) for t in tasks.values())
     done = 0
@@ -538,19 +533,6 @@ def _with_cold_catalogue(
     )
     per_user = pd.concat([result.per_user, pu.assign(segment=ci.SEGMENT)], ignore_index=True)
     return EvalResult(summary=summary, per_user=per_user, topk=result.topk, config=config)
-
-
-def _resolve_device(device: str) -> torch.device:
-    dev = _check_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was asked for but CUDA is not available here; use 'cpu'"
-        )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            f"device {device!r} was asked for but MPS is not available here; use 'cpu'"
-        )
-    return dev
 
 
 def recommendations_to_topk(recs: pd.DataFrame, k_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -653,7 +635,7 @@ class ValidationSet:
         if max_users is not None and max_users < 1:
             raise ValueError(f"max_users must be >= 1 or None, got {max_users}")
         self.metric, self.k, self.batch_size = metric, k, batch_size
-        self.device = _resolve_device(device)
+        self.device = choose_device(device)
         valid = split.valid
         if rows == "warm-items" and len(valid):
             valid = valid[split.trained_items()[valid["item"].to_numpy(np.int64)]]

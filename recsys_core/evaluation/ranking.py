@@ -32,14 +32,28 @@ The same answer comes out of one of three paths:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-if TYPE_CHECKING:  # only for the annotation: evaluate imports this module
-    from recsys_core.evaluation.evaluate import Scorer
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What evaluation needs from a model: scores for every item of the target catalogue.
+
+    Declared here, beside the ranking that calls it, so this module imports nothing from
+    :mod:`recsys_core.evaluation.evaluate` (which re-exports it under its old path).
+    """
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
+        """users: int64 (B,) target user indices; history: (B, n_items) csr of the target
+        items known for each user at scoring time (train+valid items for warm users at test,
+        train only at validation, the support set for cold users). Returns (B, n_items)
+        float scores on any device; higher is better. Cross-domain information (source
+        histories) is the scorer's own business."""
+        ...
 
 
 def _lowest(dtype: torch.dtype) -> float | int:

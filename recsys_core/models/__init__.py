@@ -64,22 +64,21 @@ reg <= 0.01 were clearly worse on both, and f = 256 no better than 64 at 12-15 s
 def resolve_device(device: str) -> str:
     """Check that ``device`` names a torch device usable here; return it unchanged.
 
-    Raises:
-        ValueError: unparseable name, or CUDA asked for on a machine without it.
-    """
-    import torch
+    The check is :func:`recsys_core.training.device.choose_device`, the engine's one
+    resolver; a model config stores a concrete device, so "auto" is refused here (resolve
+    it with ``choose_device`` first).
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+    Raises:
+        ValueError: unknown name, "auto", or an accelerator this machine does not have.
+    """
+    from recsys_core.training.device import choose_device
+
+    if str(device).strip() == "auto":
         raise ValueError(
-            f"device must be a torch device name such as 'cpu' or 'cuda', got {device!r}"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but CUDA is not available on this machine; "
-            "use device='cpu'"
+            "device must be a concrete device such as 'cpu' or 'cuda' here, not 'auto'; "
+            "resolve it first with recsys_core.training.device.choose_device"
         )
+    choose_device(device)
     return device
 
 

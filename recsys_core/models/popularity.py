@@ -1,7 +1,7 @@
 """Most-popular baseline: every user gets the same ranking, by training interaction count.
 
 The floor every transfer claim must clear: on MovieLens it beats many personalised models
-for users with a short history (DESIGN.md, "Evaluation").
+for users with a short history (docs/design.md, "Evaluation").
 """
 
 from __future__ import annotations

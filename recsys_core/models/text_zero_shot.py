@@ -1,4 +1,4 @@
-"""Text zero-shot: no training at all (DESIGN.md baselines).
+"""Text zero-shot: no training at all (docs/design.md, "Strategies").
 
 A user is the mean of the frozen text vectors of their history; an item is its text
 vector; the score is the cosine. An empty history (a cold user at k = 0) gives the text

@@ -14,18 +14,19 @@ the recommendation loss before the towers have learned anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
 
+from recsys_core.embeddings.shift import REPORT_MAX_POINTS, REPORT_SEED, mmd_unbiased
 from recsys_core.strategies.alignment import (
     DomainClassifier,
     coral,
     dann_schedule,
     grad_reverse,
-    mmd_rbf,
+    mmd_loss,
 )
 from recsys_core.strategies.base import (
     Context,
@@ -46,18 +47,30 @@ from recsys_core.training.loop import StepContext, train
 
 @dataclass(frozen=True)
 class AdaptConfig(StrategyConfig):
-    method: Literal["mmd", "coral", "dann"] = "mmd"
-    """which alignment loss."""
-    weight: float = 1.0
-    """maximum weight of the alignment loss."""
-    schedule: Literal["constant", "ramp"] = "ramp"
-    """constant weight, or Ganin & Lempitsky's ramp from 0 to `weight`."""
-    source_weight: float = 1.0
-    """weight of the source recommendation loss in the joint objective."""
-    align_samples: int = 512
-    """items drawn from each domain per step for the alignment term."""
-    init: Literal["scratch", "source"] = "scratch"
-    """start from random weights, or from the source pre-trained model."""
+    method: Literal["mmd", "coral", "dann"] = field(
+        default="mmd",
+        metadata={"help": "which alignment loss."},
+    )
+    weight: float = field(
+        default=1.0,
+        metadata={"help": "maximum weight of the alignment loss."},
+    )
+    schedule: Literal["constant", "ramp"] = field(
+        default="ramp",
+        metadata={"help": "constant weight, or Ganin & Lempitsky's ramp from 0 to `weight`."},
+    )
+    source_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight of the source recommendation loss in the joint objective."},
+    )
+    align_samples: int = field(
+        default=512,
+        metadata={"help": "items drawn from each domain per step for the alignment term."},
+    )
+    init: Literal["scratch", "source"] = field(
+        default="scratch",
+        metadata={"help": "start from random weights, or from the source pre-trained model."},
+    )
 
     def __post_init__(self) -> None:
         if self.method not in ("mmd", "coral", "dann"):
@@ -87,7 +100,7 @@ def alignment_term(cfg: AdaptConfig, clf: DomainClassifier | None):
         xs, xt = c.item_vecs[si], c.item_vecs[ti]
         w = cfg.weight * (dann_schedule(c.progress) if cfg.schedule == "ramp" else 1.0)
         if cfg.method == "mmd":
-            a = mmd_rbf(xs, xt)
+            a = mmd_loss(xs, xt)
             out = w * a
         elif cfg.method == "coral":
             a = coral(xs, xt)
@@ -173,10 +186,14 @@ class AdaptStrategy(Strategy):
 
 
 @torch.no_grad()
-def _domain_mmd(model, src_pool: torch.Tensor, tgt_pool: torch.Tensor, n: int = 1000) -> float:
-    """MMD^2 between (up to n) source-only and target-only item vectors."""
-    g = torch.Generator().manual_seed(0)
-    v = model.item_vectors()
-    si = src_pool[torch.randperm(len(src_pool), generator=g)[:n].to(src_pool.device)]
-    ti = tgt_pool[torch.randperm(len(tgt_pool), generator=g)[:n].to(tgt_pool.device)]
-    return float(mmd_rbf(v[si], v[ti]))
+def _domain_mmd(model, src_pool: torch.Tensor, tgt_pool: torch.Tensor) -> float:
+    """The reported MMD^2 between source-only and target-only item vectors.
+
+    The same estimator, subsample and seed as the Embeddings page's "MMD source↔target"
+    (:func:`~recsys_core.embeddings.shift.shift_report` on the stage's item vectors), so
+    adapt's "MMD before/after" and that page agree on the same vectors. Vectors are
+    taken as float32, as a stage stores them.
+    """
+    v = model.item_vectors().float().cpu().numpy()
+    src, tgt = np.sort(src_pool.cpu().numpy()), np.sort(tgt_pool.cpu().numpy())
+    return mmd_unbiased(v[src], v[tgt], max_points=REPORT_MAX_POINTS, seed=REPORT_SEED)

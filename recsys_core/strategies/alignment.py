@@ -1,7 +1,12 @@
 """Domain-alignment losses between two sets of representations (rows = samples).
 
-* MMD with a sum of RBF kernels (Gretton et al., JMLR 2012; the multi-kernel form of
-  Long et al., DAN, ICML 2015), bandwidths around the median pairwise distance.
+* :func:`mmd_loss`: MMD with a sum of RBF kernels (Gretton et al., JMLR 2012; the
+  multi-kernel form of Long et al., DAN, ICML 2015), bandwidths around the median
+  pairwise distance. It is a *training loss*: the biased estimate (i == j terms kept),
+  differentiable and cheap. The MMD the product *reports* (adapt's "MMD before/after",
+  the Embeddings page) is the unbiased estimate
+  :func:`recsys_core.embeddings.shift.mmd_unbiased`; the two differ in scale and must
+  not be compared with each other.
 * CORAL: distance between the feature covariances (Sun & Saenko, Deep CORAL, 2016).
 * DANN: a domain classifier trained through a gradient-reversal layer (Ganin &
   Lempitsky, ICML 2015); the towers learn to make domains indistinguishable.
@@ -15,10 +20,15 @@ import torch
 from torch import nn
 
 
-def mmd_rbf(
+def mmd_loss(
     x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 ) -> torch.Tensor:
-    """Biased MMD^2 estimate between x (n, d) and y (m, d) with a sum of RBF kernels."""
+    """Alignment loss: biased MMD^2 between x (n, d) and y (m, d), summed RBF kernels.
+
+    Returns a 0-d tensor with gradients. Biased (the diagonal terms stay in) and summed
+    over the kernels rather than averaged: fine for a loss, whose scale the adapt weight
+    absorbs, but not a figure to report (see the module docstring).
+    """
     z = torch.cat([x, y]).float()
     d2 = torch.cdist(z, z).pow(2)
     # Median heuristic, detached: the bandwidth follows the data but is not optimised.

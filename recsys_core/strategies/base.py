@@ -16,7 +16,7 @@ import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -59,39 +59,119 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 class ModelSettings:
     """Settings every trained strategy shares (the CLI's --model/--dim/--epochs/...).
 
-    Fields left at None take the per-model defaults of ``_MODEL_DEFAULTS``.
+    Fields left at None take the per-model defaults of ``_MODEL_DEFAULTS``. Each field's
+    help text lives in its ``metadata["help"]`` (:func:`field_help`), which the app's
+    widgets and the CLI read: no source file is parsed at run time.
     """
 
-    model: ModelName = "two-tower"
-    """two-tower: ids + text + history pooling; bpr-mf: ids only (plain BPR matrix
-    factorisation); ease / ials: strong id-only target baselines (target-only only)."""
-    dim: int = 64
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    loss: Literal["bpr", "softmax", "full-softmax"] | None = None
-    """bpr, sampled softmax, or full softmax over the catalogue (see TrainConfig.loss)."""
-    weight_decay: float | None = None
-    history_len: int = 32
-    source_epochs: int = 3
-    """epochs of pre-training on the source domain (on the ML-1M demo the target's
-    validation peaks at the third)."""
-    source_per_epoch: int = 250_000
-    """source pairs visited per pre-training epoch (a fresh sample each epoch): keeps a
-    1M-interaction source to seconds per epoch on a laptop CPU."""
-    source_loss: Literal["bpr", "softmax", "full-softmax"] = "softmax"
-    """loss of source pre-training: sampled softmax keeps a large source catalogue cheap."""
-    patience: int | None = None
-    seed: int = 0
-    sparse_adam: bool = False
-    """bpr-mf only: lazy Adam that updates just the rows each batch touched; about 1.8x
-    faster per epoch at 10M interactions and 687k users (bench/bench_scale.py), but not
-    the dense Adam of RecBole's published settings."""
-    cold_item_scores: Literal["auto", "calibrated", "raw"] = "auto"
-    """how a two-tower ranks target items without training interactions: "calibrated"
-    puts their content-path score on the trained items' scale (TwoTowerScorer); "raw"
-    keeps the model's own score, which ranks them below the whole catalogue; "auto"
-    keeps whichever scores better on validation (whose rows include cold items)."""
+    model: ModelName = field(
+        default="two-tower",
+        metadata={
+            "help": (
+                "two-tower: ids + text + history pooling; bpr-mf: ids only (plain BPR matrix "
+                "factorisation); ease / ials: strong id-only target baselines (target-only "
+                "only)."
+            )
+        },
+    )
+    dim: int = field(
+        default=64,
+        metadata={"help": "embedding dimension d of the user and item vectors."},
+    )
+    epochs: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "upper bound on target training epochs (early stopping on validation "
+                "NDCG@10); None: the model's default."
+            )
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={"help": "interactions per training step; None: the model's default."},
+    )
+    lr: float | None = field(
+        default=None,
+        metadata={"help": "Adam learning rate; None: the model's default."},
+    )
+    loss: Literal["bpr", "softmax", "full-softmax"] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "bpr, sampled softmax, or full softmax over the catalogue (see TrainConfig.loss)."
+            )
+        },
+    )
+    weight_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "L2 on the user and item vectors of each batch; None: the model's default."
+        },
+    )
+    history_len: int = field(
+        default=32,
+        metadata={"help": "history items pooled into a user's vector during training."},
+    )
+    source_epochs: int = field(
+        default=3,
+        metadata={
+            "help": (
+                "epochs of pre-training on the source domain (on the ML-1M demo the target's "
+                "validation peaks at the third)."
+            )
+        },
+    )
+    source_per_epoch: int = field(
+        default=250_000,
+        metadata={
+            "help": (
+                "source pairs visited per pre-training epoch (a fresh sample each epoch): "
+                "keeps a 1M-interaction source to seconds per epoch on a laptop CPU."
+            )
+        },
+    )
+    source_loss: Literal["bpr", "softmax", "full-softmax"] = field(
+        default="softmax",
+        metadata={
+            "help": (
+                "loss of source pre-training: sampled softmax keeps a large source catalogue cheap."
+            )
+        },
+    )
+    patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "epochs without validation gain before stopping; None: the model's default."
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "random seed of the model and sampling."},
+    )
+    sparse_adam: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "bpr-mf only: lazy Adam that updates just the rows each batch touched; about "
+                "1.8x faster per epoch at 10M interactions and 687k users "
+                "(bench/bench_scale.py), but not the dense Adam of RecBole's published "
+                "settings."
+            )
+        },
+    )
+    cold_item_scores: Literal["auto", "calibrated", "raw"] = field(
+        default="auto",
+        metadata={
+            "help": (
+                "how a two-tower ranks target items without training interactions: "
+                '"calibrated" puts their content-path score on the trained items\' scale '
+                '(TwoTowerScorer); "raw" keeps the model\'s own score, which ranks them below '
+                'the whole catalogue; "auto" keeps whichever scores better on validation '
+                "(whose rows include cold items)."
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.cold_item_scores not in ("auto", "calibrated", "raw"):
@@ -178,9 +258,30 @@ class Fitted:
     weights: dict[str, torch.Tensor] | None = None
 
 
+def field_help(cls: type) -> dict[str, str]:
+    """field name -> help text of a config dataclass (class or instance).
+
+    The text is declared once, as ``dataclasses.field(metadata={"help": ...})``; the
+    app's widgets and the CLI read it from here. Metadata survives in an installed
+    wheel, where the source files a docstring parser would need may be absent. Fields
+    without help are left out.
+    """
+    if not is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    return {
+        f.name: " ".join(str(f.metadata["help"]).split())
+        for f in fields(cls)
+        if f.metadata.get("help")
+    }
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
-    """Base of the per-strategy configs (frozen, validated in ``__post_init__``)."""
+    """Base of the per-strategy configs (frozen, validated in ``__post_init__``).
+
+    Every option is declared as ``field(default=..., metadata={"help": "..."})``; a test
+    holds each field of each registered strategy's config to a non-empty help text.
+    """
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,8 +1,8 @@
 """Baselines every chart compares to: popularity, text zero-shot, target-only.
 
-A transfer gain counts only against the best of them (DESIGN.md), which is why
-target-only also offers the strong id-only models EASE (Steck 2019) and iALS (Hu et al.
-2008), each tuned on validation.
+A transfer gain counts only against the best of them (docs/design.md, "Strategies"),
+which is why target-only also offers the strong id-only models EASE (Steck 2019) and
+iALS (Hu et al. 2008), each tuned on validation.
 """
 
 from __future__ import annotations

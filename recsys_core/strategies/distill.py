@@ -15,7 +15,7 @@ The student is what gets served: its size and scoring speed are reported.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -41,18 +41,40 @@ from recsys_core.training.loop import StepContext, train
 
 @dataclass(frozen=True)
 class DistillConfig(StrategyConfig):
-    teacher_dim: int | None = None
-    """width of the teacher; None = the run's --dim, which lets the teacher share its
-    source pre-training with fine-tune when both run in one batch."""
-    student_dim: int = 16
-    """width of the student that is served."""
-    teacher: Literal["source", "source+target"] = "source+target"
-    alpha: float = 0.5
-    """weight of the distillation term."""
-    temperature: float = 2.0
-    """tau: softens both distributions."""
-    n_candidates: int = 50
-    """teacher top items per user in the KL (plus as many random items)."""
+    teacher_dim: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "width of the teacher; None = the run's --dim, which lets the teacher share "
+                "its source pre-training with fine-tune when both run in one batch."
+            )
+        },
+    )
+    student_dim: int = field(
+        default=16,
+        metadata={"help": "width of the student that is served."},
+    )
+    teacher: Literal["source", "source+target"] = field(
+        default="source+target",
+        metadata={
+            "help": (
+                "source: the teacher is the source pre-trained model; source+target: that "
+                "model fine-tuned on the target too."
+            )
+        },
+    )
+    alpha: float = field(
+        default=0.5,
+        metadata={"help": "weight of the distillation term."},
+    )
+    temperature: float = field(
+        default=2.0,
+        metadata={"help": "tau: softens both distributions."},
+    )
+    n_candidates: int = field(
+        default=50,
+        metadata={"help": "teacher top items per user in the KL (plus as many random items)."},
+    )
 
     def __post_init__(self) -> None:
         t = self.teacher_dim if self.teacher_dim is not None else 2048

@@ -13,7 +13,7 @@ in both stages, so nothing needs copying. Options:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -37,13 +37,27 @@ Freeze = Literal["none", "text", "items", "text+items"]
 
 @dataclass(frozen=True)
 class FineTuneConfig(StrategyConfig):
-    freeze: Freeze = "none"
-    """parts kept at their source values: none, text (the text tower), items (item id
-    embeddings and biases), text+items."""
-    l2sp: float = 0.0
-    """L2-SP weight lambda (0 = plain fine-tuning). Useful range 1e-4..1e-1."""
-    lr_scale: float = 1.0
-    """multiplier on the learning rate for the target stage (smaller keeps more source)."""
+    freeze: Freeze = field(
+        default="none",
+        metadata={
+            "help": (
+                "parts kept at their source values: none, text (the text tower), items (item "
+                "id embeddings and biases), text+items."
+            )
+        },
+    )
+    l2sp: float = field(
+        default=0.0,
+        metadata={"help": "L2-SP weight lambda (0 = plain fine-tuning). Useful range 1e-4..1e-1."},
+    )
+    lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": (
+                "multiplier on the learning rate for the target stage (smaller keeps more source)."
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.freeze not in ("none", "text", "items", "text+items"):

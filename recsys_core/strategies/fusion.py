@@ -17,7 +17,7 @@ together on validation, whose rows include validation cold items.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,10 +35,14 @@ from recsys_core.strategies.baselines import fit_target_two_tower, item_populari
 
 @dataclass(frozen=True)
 class FusionConfig(StrategyConfig):
-    betas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-    """candidate text weights tried on validation."""
-    beta: float | None = None
-    """fix the text weight instead of choosing it on validation."""
+    betas: tuple[float, ...] = field(
+        default=(0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
+        metadata={"help": "candidate text weights tried on validation."},
+    )
+    beta: float | None = field(
+        default=None,
+        metadata={"help": "fix the text weight instead of choosing it on validation."},
+    )
 
     def __post_init__(self) -> None:
         vals = (*self.betas, self.beta) if self.beta is not None else self.betas

@@ -1,7 +1,7 @@
 """The popularity prior for short histories, blended in per history length.
 
 On MovieLens, popularity beats every personalised model for users who revealed one to
-five items (DESIGN.md, "Evaluation"): a vector built from one or two items is noise that
+five items (docs/design.md, "Evaluation"): a vector built from one or two items is noise that
 the model trusts fully, so "knowing one thing about a user" made the two-tower worse
 than knowing nothing (NDCG@10 0.44 at k = 0, 0.23 at k = 1 on the demo; issue 10).
 Neighbourhood baselines have long shrunk short profiles toward the global prior

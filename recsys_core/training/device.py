@@ -1,35 +1,74 @@
-"""Which device to compute on: CUDA, then Apple MPS, then CPU, unless the user says."""
+"""Which device to compute on: CUDA, then Apple MPS, then CPU, unless the user says.
+
+The one resolver of the engine: training, evaluation (:class:`EvalConfig`, the
+validation closure) and the id-only models (EASE, iALS, popularity) all ask here, so a
+device name is spelled, checked and refused with one set of messages.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import torch
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
+# "cuda:N" addresses one GPU of several; the other names are torch's own device types.
+_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-def choose_device(choice: str = "auto") -> torch.device:
-    """Resolve a user's device choice; asking for an absent accelerator is a ValueError."""
-    if choice == "auto":
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def check_device_name(choice: str | torch.device) -> str:
+    """Check how a device choice is spelled, without asking the hardware.
+
+    For configs that validate in ``__post_init__``: a TOML file written on a GPU machine
+    must still load on a laptop; whether the device exists is asked when work starts
+    (:func:`choose_device`).
+
+    Returns:
+        the choice as a string ("auto", "cpu", "cuda", "cuda:N" or "mps").
+
+    Raises:
+        ValueError: any other name.
+    """
+    name = str(choice).strip() if isinstance(choice, (str, torch.device)) else None
+    if name is None or not _NAME.match(name):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, not {choice!r}")
+    return name
+
+
+def choose_device(choice: str | torch.device = "auto") -> torch.device:
+    """Resolve a user's device choice; asking for an absent accelerator is a ValueError.
+
+    "auto" takes CUDA, then Apple MPS, then the CPU.
+    """
+    name = check_device_name(choice)
+    if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r} was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} was asked for but only {torch.cuda.device_count()} CUDA "
+                "GPU(s) are visible; use 'cuda' or 'auto'"
+            )
+    if dev.type == "mps" and not _mps_available():
         raise ValueError(
-            "device 'cuda' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'"
+            f"device {name!r} was asked for but Apple MPS is not available; use 'auto' or 'cpu'"
         )
-    if choice == "mps" and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    ):
-        raise ValueError(
-            "device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'"
-        )
-    if choice not in ("cpu", "cuda", "mps") and not choice.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu, cuda or mps, not {choice!r}")
-    return torch.device(choice)
+    return dev
 
 
 def describe_device(device: torch.device) -> str:

@@ -138,7 +138,7 @@ def test_errors_are_messages_never_tracebacks() -> None:
     assert "Traceback" not in " ".join(msgs)
 
 
-def test_field_docs_read_the_config_docstrings() -> None:
+def test_field_docs_read_the_declared_help() -> None:
     from recsys_core.strategies.fine_tune import FineTuneConfig
 
     docs = field_docs(FineTuneConfig)

@@ -134,7 +134,10 @@ def test_upload_with_detected_columns_then_use(app) -> None:
     assert scn.name == "audiobooks" and scn.n_target_items == 30 and scn.source is None
     assert scn.target.text_fields == ("title", "genres", "year", "description")
     spec = app.session_state[state.SPEC]
-    assert spec.target_interactions.endswith("target_interactions.parquet")
+    assert spec.target_interactions.endswith("target_interactions.csv")
+    # the choices made on the page travel in the spec: the engine reads the file with them
+    assert spec.columns["target_interactions"].rating == "rating"
+    assert spec.columns["target_items"].text_fields == ("title", "genres", "year", "description")
 
 
 def test_broken_upload_shows_the_loader_message_with_its_line(app) -> None:

@@ -19,6 +19,7 @@ from recsys_core.data.loaders import (
     Limits,
     detect_columns,
     load_domain,
+    read_header,
     read_table,
 )
 from recsys_core.data.schema import ITEM, RATING, TIME, USER, Domain
@@ -347,3 +348,28 @@ def test_broken_sample_fails_on_its_stated_line() -> None:
         read_table(SAMPLES / "broken_ratings.csv")
     assert (e.value.file, e.value.column, e.value.rows) == ("broken_ratings.csv", "rating", [7])
     assert "line 7" in (SAMPLES / "README.md").read_text()
+
+
+def test_read_header_lists_columns_as_read_table_matches_them(tmp_path) -> None:
+    """The public header reader: every format, suffixes and spaces stripped, nothing
+    else resolved; what it lists is what a ColumnMapping may name."""
+    csv_bytes = b" uid ;movie;stars\n1;a;4\n"
+    assert read_header(csv_bytes, name="r.csv") == ["uid", "movie", "stars"]
+    assert read_header(gzip.compress(csv_bytes), name="r.csv.gz") == ["uid", "movie", "stars"]
+    atomic = b"user_id:token\titem_id:token\trating:float\n1\t2\t3\n"
+    assert read_header(atomic, name="x.inter") == ["user_id", "item_id", "rating"]
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"u": ["1"], "i": ["2"]}), buf)
+    path = tmp_path / "t.parquet"
+    path.write_bytes(buf.getvalue())
+    assert read_header(path) == ["u", "i"]
+    # the names it lists are the ones read_table accepts in a mapping
+    df = read_table(csv_bytes, name="r.csv", columns=ColumnMapping(user="uid", item="movie"))
+    assert df[USER].tolist() == ["1"] and df[ITEM].tolist() == ["a"]
+
+
+def test_read_header_refuses_what_read_table_refuses() -> None:
+    with pytest.raises(DataError, match="larger than the limit"):
+        read_header(
+            b"a,b\n" * 100, name="big.csv", limits=Limits(max_file_bytes=64, max_field_bytes=8)
+        )

@@ -13,7 +13,7 @@ from recsys_core.embeddings.shift import (
     alignment,
     knn_overlap,
     linear_cka,
-    mmd_rbf,
+    mmd_unbiased,
     procrustes_drift,
     shift_report,
     uniformity,
@@ -143,8 +143,8 @@ def test_mmd_near_zero_for_same_distribution_and_positive_for_shift() -> None:
     rng = np.random.default_rng(10)
     a, b = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
     shifted = rng.normal(size=(400, 8)) + 1.0
-    same = mmd_rbf(a, b)
-    moved = mmd_rbf(a, shifted)
+    same = mmd_unbiased(a, b)
+    moved = mmd_unbiased(a, shifted)
     assert abs(same) < 0.005
     assert moved > 0.1
     assert moved > 20 * abs(same)
@@ -156,20 +156,20 @@ def test_mmd_fixed_bandwidth_hand_value() -> None:
     Y = np.array([[0.0], [2.0]])
     k = lambda d: math.exp(-(d**2) / 2)  # noqa: E731
     expected = k(1) + k(2) - 2 * (k(0) + k(2) + k(1) + k(1)) / 4
-    assert mmd_rbf(X, Y, bandwidths=[1.0]) == pytest.approx(expected, rel=1e-12)
+    assert mmd_unbiased(X, Y, bandwidths=[1.0]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_mmd_subsamples_and_is_seeded() -> None:
     rng = np.random.default_rng(11)
     a, b = rng.normal(size=(900, 4)), rng.normal(size=(900, 4)) + 0.5
-    v1 = mmd_rbf(a, b, max_points=200, seed=1)
-    assert v1 == mmd_rbf(a, b, max_points=200, seed=1)
+    v1 = mmd_unbiased(a, b, max_points=200, seed=1)
+    assert v1 == mmd_unbiased(a, b, max_points=200, seed=1)
     assert v1 > 0.02
 
 
 def test_mmd_rejects_mismatched_dimensions() -> None:
     with pytest.raises(ValueError, match="one space"):
-        mmd_rbf(np.zeros((3, 2)), np.zeros((3, 3)))
+        mmd_unbiased(np.zeros((3, 2)), np.zeros((3, 3)))
 
 
 # --- alignment and uniformity -----------------------------------------------------------
@@ -231,7 +231,7 @@ def test_shift_report_rows_and_values(X: np.ndarray) -> None:
     )
     assert abs(value("mmd_source_target", "source", None)) < 0.05
     assert value("mmd_source_target", "noise", None) == pytest.approx(
-        mmd_rbf(noise[:150], noise[150:200])
+        mmd_unbiased(noise[:150], noise[150:200])
     )
     # 3 single-stage measures x 2 + 3 pairs x 4 + 1 alignment.
     assert len(report) == 3 * 2 + 3 * 4 + 1

@@ -21,6 +21,7 @@ from recsys_core.evaluation.evaluate import (
     evaluate_topk,
     ranking_tasks,
     recommendations_to_topk,
+    segment_users,
     validation_metric,
 )
 
@@ -106,6 +107,17 @@ def test_segments_and_their_users(result):
     }
     n = result.summary.groupby("segment")["n_users"].first().to_dict()
     assert n == {"all": 6, "warm_users": 4, "cold_users_k0": 2, "cold_users_k1": 2, "cold_items": 2}
+
+
+def test_segment_users_are_the_users_the_metrics_count(result):
+    """The public segment membership (the Users page reads it) is the evaluation's own:
+    the same users each segment's metrics are averaged over."""
+    segs = segment_users(hand_split())
+    assert list(segs) == ["warm_users", "cold_users_k0", "cold_users_k1", "cold_items"]
+    for name, users in segs.items():
+        assert users.dtype == np.int64
+        assert users.tolist() == result.topk[name][0].tolist()
+    assert list(segment_users(hand_split("recbole"))) == ["warm_users"]
 
 
 def test_rankings_mask_history_and_are_shared(result):

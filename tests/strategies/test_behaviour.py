@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_core.strategies.alignment import DomainClassifier, coral, grad_reverse, mmd_rbf
+from recsys_core.strategies.alignment import DomainClassifier, coral, grad_reverse, mmd_loss
 from recsys_core.strategies.base import pretrain_source
 from recsys_core.strategies.distill import kd_loss
 from recsys_core.strategies.fine_tune import FineTuneConfig, FineTuneStrategy, l2sp_term
@@ -75,7 +75,7 @@ def _shifted_pair(seed=0, n=200, d=8):
 def test_mmd_and_coral_detect_shift():
     x, y = _shifted_pair()
     x2, _ = _shifted_pair(seed=1)
-    assert float(mmd_rbf(x, y)) > 10 * float(mmd_rbf(x, x2))
+    assert float(mmd_loss(x, y)) > 10 * float(mmd_loss(x, x2))
     # CORAL compares covariances: blind to the mean shift, sensitive to a scale change
     assert float(coral(x, 2.0 * x2)) > 10 * float(coral(x, x2))
 
@@ -89,12 +89,12 @@ def test_alignment_shrinks_domain_gap_on_shifted_toy_pair(method):
     clf = DomainClassifier(4, 16)
     opt = torch.optim.Adam(list(f.parameters()) + list(clf.parameters()), lr=0.01)
     with torch.no_grad():
-        gap0 = float(mmd_rbf(f(x), f(y)))
+        gap0 = float(mmd_loss(f(x), f(y)))
     losses = []
     for _ in range(300):
         fx, fy = f(x), f(y)
         if method == "mmd":
-            loss = mmd_rbf(fx, fy)
+            loss = mmd_loss(fx, fy)
         elif method == "coral":
             loss = coral(fx, fy) + (fx.mean(0) - fy.mean(0)).pow(2).sum()
         else:
@@ -104,7 +104,7 @@ def test_alignment_shrinks_domain_gap_on_shifted_toy_pair(method):
         opt.step()
         losses.append(float(loss))
     with torch.no_grad():
-        gap1 = float(mmd_rbf(f(x), f(y)))
+        gap1 = float(mmd_loss(f(x), f(y)))
     assert gap1 < 0.5 * gap0
     if method != "dann":  # the DANN classifier loss rises as the domains merge
         assert np.mean(losses[-20:]) < np.mean(losses[:20])
@@ -210,3 +210,25 @@ def test_auto_keeps_the_cold_item_scoring_that_validates_better(make_ctx):
     fixed = get_strategy("target-only").fit(make_ctx(cold_item_scores="raw"))
     choose_cold_item_scores(fixed, check, make_ctx(cold_item_scores="raw").settings)
     assert "cold_item_scores" not in fixed.info and not fixed.scorer.calibrate_cold
+
+
+def test_adapt_reported_mmd_matches_the_embeddings_page(make_ctx):
+    """adapt's "MMD after" and the Embeddings page's "MMD source↔target" of its final
+    stage are one estimator on the same vectors: they agree to float precision. The
+    training loss (mmd_loss, biased) is a different quantity on another scale."""
+    from recsys_core.embeddings.shift import mmd_unbiased, shift_report
+
+    ctx = make_ctx()
+    fitted = get_strategy("adapt", {"align_samples": 32}).fit(ctx)
+    items = fitted.stages["final"]["items"]
+    labels = {0: "target", 1: "source"}
+    # the page's labels: shared items (2) belong to both domains and are left out
+    domains = {i: labels[d] for i, d in enumerate(ctx.scenario.item_domain) if d in labels}
+    rep = shift_report({"final": (np.arange(len(items)), items)}, domains=domains)
+    page = rep[rep.measure == "mmd_source_target"].value.iloc[0]
+    assert fitted.info["item_mmd_after"] == pytest.approx(page, rel=1e-9, abs=1e-12)
+    src = items[ctx.scenario.item_domain == 1]
+    tgt = items[ctx.scenario.item_domain == 0]
+    assert page == pytest.approx(mmd_unbiased(src, tgt), rel=1e-12)
+    biased = float(mmd_loss(torch.from_numpy(src), torch.from_numpy(tgt)))
+    assert biased != pytest.approx(page, rel=1e-3)

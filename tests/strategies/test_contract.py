@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.evaluation.evaluate import EvalConfig, evaluate
-from recsys_core.strategies.base import Fitted
+from recsys_core.strategies.base import Fitted, ModelSettings, field_help
 from recsys_core.strategies.registry import STRATEGIES, get_strategy
 
 OPTIONS = {"distill": {"teacher_dim": 16, "student_dim": 4}, "adapt": {"align_samples": 32}}
@@ -81,9 +81,6 @@ def _no_text_cases():
                 yield name, model
 
 
-from recsys_core.strategies.base import ModelSettings  # noqa: E402
-
-
 @pytest.mark.parametrize(("name", "model"), list(_no_text_cases()))
 def test_a_strategy_that_declares_no_text_scores_the_same_without_it(name, model, make_ctx):
     """reads_text() is what the pipeline trusts to skip the text encoder: a strategy
@@ -125,3 +122,35 @@ def test_needs_source_is_declared_truthfully(name, make_ctx, toy_scenario):
     else:
         assert STRATEGIES[name].unavailable(ctx.scenario, True) is None
         assert isinstance(strat.fit(ctx), Fitted)  # runs on the target alone
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [ModelSettings, *(STRATEGIES[n].Config for n in sorted(STRATEGIES))],
+    ids=lambda c: c.__name__,
+)
+def test_every_option_declares_its_help(cls):
+    """The app's widgets and the CLI read ``metadata["help"]``; a field without it would
+    show a bare widget. Read the metadata itself, not a docstring of the source."""
+    import dataclasses
+
+    helps = field_help(cls)
+    for f in dataclasses.fields(cls):
+        assert isinstance(f.metadata.get("help"), str), f"{cls.__name__}.{f.name} has no help"
+        assert helps[f.name].strip(), f"{cls.__name__}.{f.name} has empty help"
+
+
+def test_field_help_needs_no_source_file(monkeypatch):
+    """An installed wheel may lack the .py files: help must not come from inspect."""
+    import inspect
+
+    from recsys_core.strategies.fine_tune import FineTuneConfig
+
+    def no_source(obj):
+        raise OSError("no source here")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    monkeypatch.setattr(inspect, "getsourcelines", no_source)
+    helps = field_help(FineTuneConfig)
+    assert helps["l2sp"].startswith("L2-SP weight lambda")
+    assert set(helps) == {"freeze", "l2sp", "lr_scale"}

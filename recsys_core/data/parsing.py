@@ -1,0 +1,373 @@
+"""Bytes to a raw table: Parquet, or delimited text (comma, tab, semicolon or pipe,
+sniffed; RecBole atomic files), possibly compressed.
+
+The result is a :class:`Parsed`: every column as text, with the display names of the
+header and a way to find a row's 1-based line in the file for messages. Which column
+plays which role is decided afterwards (:mod:`recsys_core.data.columns`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from recsys_core.data import validation as V
+from recsys_core.data.encoding import decode_text
+from recsys_core.data.sources import Limits, MiB, compression_of, decompress, short_text
+from recsys_core.errors import DataError, DataWarning
+
+RECBOLE_SUFFIX = re.compile(r"^(.*\S)\s*:\s*(token|token_seq|float|float_seq)$", re.IGNORECASE)
+_RECBOLE_EXTS = (".inter", ".item", ".user")
+
+
+@dataclass
+class Parsed:
+    """A raw table before roles are applied: columns c0..cn-1 plus display names."""
+
+    table: pa.Table
+    names: list[str]
+    lines: V.RowLines
+    info: dict[str, Any] = field(default_factory=dict)
+    decimal_comma: bool = False
+    warnings: list[DataWarning] = field(default_factory=list)
+
+
+def parse_bytes(data: bytes, *, file: str, ext: str, limits: Limits, depth: int) -> Parsed:
+    compressed = compression_of(data)
+    if compressed is not None:
+        kind, opener = compressed
+        if depth >= 2:
+            raise DataError(
+                "the file is compressed more than twice", file=file, hint="Decompress it first"
+            )
+        inner = decompress(data, kind, opener, file, limits)
+        inner_ext = re.sub(r"\.(gz|gzip|bz2|xz)$", "", ext)
+        parsed = parse_bytes(inner, file=file, ext=inner_ext, limits=limits, depth=depth + 1)
+        parsed.info["compression"] = (
+            kind if depth == 0 else f"{kind}+{parsed.info.get('compression')}"
+        )
+        return parsed
+    if data[:4] == b"PAR1":
+        return _parse_parquet(data, file, limits)
+    return _parse_text(data, file, ext, limits)
+
+
+def _parse_parquet(data: bytes, file: str, limits: Limits) -> Parsed:
+    import pyarrow.parquet as pq  # imported here: only Parquet uploads pay for it
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+        n = pf.metadata.num_rows
+        if n > limits.max_rows:
+            V.check_row_count(n, max_rows=limits.max_rows, file=file)
+        table = pf.read()
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError, KeyError) as e:
+        raise DataError(
+            f"this is not a readable Parquet file; it may be truncated or damaged ({short_text(e)})",
+            file=file,
+            hint="Export it again",
+        ) from e
+    keep = [
+        i for i, n in enumerate(table.column_names) if not re.fullmatch(r"__index_level_\d+__", n)
+    ]
+    table = table.select(keep)
+    names = list(table.column_names)
+    table = table.rename_columns([f"c{i}" for i in range(len(names))])
+    return Parsed(table, names, _plain_lines, {"format": "parquet", "compression": None})
+
+
+def parse_dataframe(df: pd.DataFrame, file: str) -> Parsed:
+    names = [str(c) for c in df.columns]
+    arrays = []
+    for i in range(df.shape[1]):
+        col = df.iloc[:, i]
+        try:
+            arrays.append(pa.chunked_array([pa.array(col, from_pandas=True)]))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            # Mixed Python objects in one column: read each as its text.
+            text = col.map(
+                lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            )
+            arrays.append(pa.chunked_array([pa.array(text.tolist(), pa.string())]))
+    if not arrays:
+        raise DataError("the table has no columns", file=file)
+    table = pa.table(arrays, names=[f"c{i}" for i in range(len(names))])
+    return Parsed(table, names, _plain_lines, {"format": "dataframe", "compression": None})
+
+
+def _plain_lines(rows: np.ndarray) -> list[int]:
+    """Tables without lines (Parquet, DataFrames): numbered as in a CSV export, header = 1."""
+    return [int(r) + 2 for r in np.asarray(rows)]
+
+
+def _parse_text(data: bytes, file: str, ext: str, limits: Limits) -> Parsed:
+    warnings: list[DataWarning] = []
+    body, encoding = decode_text(data, file)
+    if encoding in ("cp1252", "latin-1"):
+        warnings.append(
+            DataWarning(
+                "encoding_fallback",
+                f"'{file}' is not UTF-8; it was read as {'Windows-1252' if encoding == 'cp1252' else 'Latin-1'}",
+            )
+        )
+    head = body[:65536].decode("utf-8", errors="ignore")
+    V.check_text_start(head, file=file)
+    recbole = ext.endswith(_RECBOLE_EXTS) or _looks_recbole(head)
+    delimiter, n_fields = _sniff(head, complete=len(body) <= 65536, recbole=recbole)
+    table, names, lines = _read_delimited(body, file, delimiter, n_fields, limits)
+    fmt = "recbole" if recbole else {",": "csv", "\t": "tsv"}.get(delimiter, "delimited")
+    info = {"format": fmt, "compression": None, "encoding": encoding, "delimiter": delimiter}
+    return Parsed(
+        table, names, lines, info, decimal_comma=delimiter in (";", "\t", "|"), warnings=warnings
+    )
+
+
+def _looks_recbole(head: str) -> bool:
+    first = head.split("\n", 1)[0].rstrip("\r")
+    return "\t" in first and any(RECBOLE_SUFFIX.match(f) for f in first.split("\t"))
+
+
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _sniff(head: str, *, complete: bool, recbole: bool) -> tuple[str, int]:
+    """(delimiter, number of header fields) from the first 64 KiB of text.
+
+    Each candidate is parsed with the csv module (quotes respected); the winner has at
+    least two header fields and the most rows with the header's field count.
+    """
+    sample = head if complete else head[: head.rfind("\n") + 1] or head
+    best: tuple[tuple[bool, float, int], str, int] | None = None
+    for d in ("\t",) if recbole else _DELIMITERS:
+        try:
+            rows = list(islice(csv.reader(io.StringIO(sample, newline=""), delimiter=d), 200))
+        except csv.Error:
+            continue
+        rows = [r for r in rows if r and any(x.strip() for x in r)]
+        if not rows:
+            continue
+        n = len(rows[0])
+        body = rows[1:]
+        consistency = sum(len(r) == n for r in body) / len(body) if body else 1.0
+        score = (n >= 2, consistency, n)
+        if best is None or score > best[0]:
+            best = (score, d, n)
+    if best is None:
+        return ("\t" if recbole else ","), 1
+    return best[1], best[2]
+
+
+def _read_delimited(
+    body: bytes, file: str, delimiter: str, n_fields: int, limits: Limits
+) -> tuple[pa.Table, list[str], V.RowLines]:
+    """All fields as text with pyarrow; the header is read as row 0 so that it is
+    parsed exactly like the data, and internal names c0.. avoid clashes."""
+    names = [f"c{i}" for i in range(n_fields)]
+    invalid: list[tuple[int | None, int, bool]] = []
+    blank_records: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        text = row.text if isinstance(row.text, str) else str(row.text)
+        if not text.strip():
+            # A line of spaces: treated like an empty line (pyarrow still counts it).
+            if row.number is not None:
+                blank_records.append(row.number)
+            return "skip"
+        invalid.append((row.number, row.actual_columns, text.count('"') % 2 == 1))
+        # Enough offenders to report: stop parsing.
+        return "skip" if len(invalid) < V.MAX_OFFENDERS else "error"
+
+    block = int(min(max(len(body) + 1, MiB), 2**31 - 1))
+    parse_error: Exception | None = None
+    table = None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, block_size=block),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+    except (pa.ArrowException, ValueError, OverflowError) as e:
+        parse_error = e
+    mapper = _CsvLines(body, delimiter, blank_records)
+    if invalid:
+        _raise_ragged(invalid, n_fields, delimiter, file, mapper)
+    if table is None:
+        raise DataError(
+            f"the file could not be parsed as a table ({short_text(parse_error)})",
+            file=file,
+            hint="Check that it is a CSV/TSV file with one header line",
+        ) from parse_error
+    if table.num_rows == 0:
+        raise DataError("the file has no header line", file=file)
+    if body.count(b'"') % 2 == 1:
+        # pyarrow lets a quote opened on the last record run to the end of the file;
+        # that is almost always a typo that silently merges rows into one field.
+        line = _unclosed_quote_line(body, delimiter)
+        if line is not None:
+            raise DataError(
+                "a quoted field is opened and never closed, so the rest of the file became part of it",
+                file=file,
+                rows=[line],
+                hint='Close the quote (") or remove it',
+            )
+    header = [table.column(i)[0].as_py() for i in range(n_fields)]
+    return table.slice(1), header, mapper
+
+
+def _unclosed_quote_line(body: bytes, delimiter: str) -> int | None:
+    """Start line of a record whose quoted field runs to the end of the file, if any."""
+    reader = csv.reader(
+        io.StringIO(body.decode("utf-8", "replace"), newline=""), delimiter=delimiter, strict=True
+    )
+    prev = 0
+    try:
+        for _ in reader:
+            prev = reader.line_num
+    except csv.Error as e:
+        # Other strict-mode complaints (text after a closing quote) are not this case.
+        return prev + 1 if "unexpected end of data" in str(e) else None
+    return None
+
+
+def _raise_ragged(
+    invalid: list[tuple[int | None, int, bool]],
+    n_fields: int,
+    delimiter: str,
+    file: str,
+    mapper: _CsvLines,
+) -> None:
+    numbers = [n for n, _, _ in invalid]
+    known = [n for n in numbers if n is not None]
+    lines = mapper.records(known) if known else []
+    if known and known[0] == 1:
+        raise DataError(
+            "the header line could not be read",
+            file=file,
+            rows=[1],
+            hint="Check the quotes in the header",
+        )
+    shown = ", ".join(f"line {ln} has {a}" for ln, (_, a, _) in zip(lines, invalid[:4]))
+    hint = (
+        "A field contains the delimiter or a line break without quotes; quote such fields "
+        f"(detected delimiter {_delim_name(delimiter)})"
+    )
+    if any(odd for _, _, odd in invalid):
+        hint = 'A quote (") is opened and never closed; close it or remove it'
+    raise DataError(
+        f"rows have a different number of fields than the header ({n_fields})"
+        + (f": {shown}" if shown else ""),
+        file=file,
+        rows=lines,
+        hint=hint,
+    )
+
+
+class _CsvLines:
+    """Maps rows of a parsed delimited file to 1-based physical line numbers.
+
+    pyarrow counts records (header = 1, empty lines skipped, multi-line quoted fields
+    are one record); users count lines in an editor. The mapping is computed on first
+    use only, so files without errors never pay for it.
+    """
+
+    def __init__(self, body: bytes, delimiter: str, blank_records: list[int]) -> None:
+        self._body = body
+        self._delim = delimiter
+        self._blank = np.array(sorted(blank_records), dtype=np.int64)
+        self._starts: np.ndarray | None = None
+
+    def __call__(self, rows: np.ndarray) -> list[int]:
+        """0-based data rows (as in the parsed table) -> lines."""
+        rec = np.asarray(rows, dtype=np.int64) + 2  # header is record 1
+        if len(self._blank):
+            # Lines of spaces were dropped from the table but are counted records.
+            shift = np.zeros_like(rec)
+            for _ in range(len(self._blank) + 1):
+                new = np.searchsorted(self._blank, rec + shift, side="right")
+                if np.array_equal(new, shift):
+                    break
+                shift = new
+            rec = rec + shift
+        return self.records(rec.tolist())
+
+    def records(self, numbers: Sequence[int]) -> list[int]:
+        """pyarrow 1-based record numbers -> lines."""
+        starts = self._record_starts()
+        return [int(starts[n - 1]) if 0 < n <= len(starts) else int(n) for n in numbers]
+
+    def _record_starts(self) -> np.ndarray:
+        if self._starts is None:
+            starts = None
+            if b'"' in self._body:
+                # The csv module reads stray quotes inside fields like pyarrow does.
+                starts = _csv_record_starts(self._body, self._delim)
+            if starts is None:
+                starts = _record_starts_numpy(self._body)
+            self._starts = starts
+        return self._starts
+
+
+def _csv_record_starts(body: bytes, delimiter: str) -> np.ndarray | None:
+    try:
+        reader = csv.reader(
+            io.StringIO(body.decode("utf-8", "replace"), newline=""), delimiter=delimiter
+        )
+        starts: list[int] = []
+        prev = 0
+        for row in reader:
+            if row:
+                starts.append(prev + 1)
+            prev = reader.line_num
+        return np.array(starts, dtype=np.int64)
+    except (csv.Error, ValueError):
+        return None  # e.g. a field over the csv module's size limit
+
+
+def _record_starts_numpy(body: bytes) -> np.ndarray:
+    """Start line of every non-empty record, with RFC 4180 quote parity."""
+    a = np.frombuffer(body, dtype=np.uint8)
+    n = len(a)
+    nl = np.flatnonzero(a == 10)
+    cr = np.flatnonzero(a == 13)
+    after = np.minimum(cr + 1, max(n - 1, 0))
+    lone_cr = cr[(cr + 1 >= n) | (a[after] != 10)] if n else cr
+    ends = np.sort(np.concatenate([nl, lone_cr]))  # physical line terminators
+    quotes = np.flatnonzero(a == 34)
+    inside = (np.searchsorted(quotes, ends) % 2) == 1
+    rec_ends = ends[~inside]
+    rec_starts = np.concatenate([[0], rec_ends + 1])
+    rec_stop = np.concatenate([rec_ends, [n]])
+    length = rec_stop - rec_starts
+    first = a[np.minimum(rec_starts, max(n - 1, 0))] if n else np.zeros(0, np.uint8)
+    nonempty = (length > 0) & ~((length == 1) & (first == 13))
+    return np.searchsorted(ends, rec_starts[nonempty], side="left").astype(np.int64) + 1
+
+
+def _delim_name(d: str) -> str:
+    return {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}.get(d, repr(d))
