@@ -1,8 +1,8 @@
 """Side-by-side metrics of stored runs, paired deltas, and the verdict.
 
 A transfer gain only means something against the strongest model a user could train on
-the target alone (DESIGN.md), and only if it survives the number of comparisons made.
-So, for one metric:
+the target alone (docs/design.md, "Evaluation"), and only if it survives the number of
+comparisons made. So, for one metric:
 
 * each segment has its own baseline: the best baseline-kind run *of that segment*
   (on the segment itself, which can only favour the baseline), unless the caller fixes

@@ -16,9 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REF = re.compile(r"docs/([\w./-]+?\.md)(?:,\s*\"([^\"]+)\"(?:\s+and\s+\"([^\"]+)\")?)?")
 LINK = re.compile(r"\]\(([\w./-]+\.md)(?:#[\w-]+)?\)")
-# The engine's compare.py still says "(DESIGN.md)": that file is being edited on another
-# branch and is left to it; every other module points into docs/.
-OUTSIDE_REFS_PENDING = {"recsys_core/compare.py"}
+OUTSIDE_REFS_PENDING: set[str] = set()
 
 
 def tracked(*patterns: str) -> list[Path]:
