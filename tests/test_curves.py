@@ -176,7 +176,15 @@ def test_curve_output_columns_rows_and_determinism(scn):
         **kw,
     )
     assert list(df.columns) == CURVE_COLUMNS + EXTRA_COLUMNS
-    segs = ["all", "warm_users", "cold_users_k0", "cold_users_k1", "cold_users_k3", "cold_items"]
+    segs = [
+        "all",
+        "warm_users",
+        "cold_users_k0",
+        "cold_users_k1",
+        "cold_users_k3",
+        "cold_items",
+        "cold_catalogue",
+    ]
     assert len(df) == 2 * 2 * len(segs)  # values x strategies x segments
     assert set(df["segment"]) == set(segs)
     assert df["value"].tolist()[:1] == [10] and df["value"].tolist()[-1] == "all"
@@ -291,7 +299,7 @@ def test_cli_json_prints_one_object_per_point(toy_files, capsys):
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     recs = [json.loads(x) for x in lines]
-    assert len(recs) == 2 * 6
+    assert len(recs) == 2 * 7  # six segments and cold items among cold items
     assert list(recs[0])[: len(CURVE_COLUMNS)] == CURVE_COLUMNS
     assert {r["value"] for r in recs} == {10, "all"}
     assert {r["source_history"] for r in recs} == {"all"}
