@@ -270,6 +270,7 @@ class _Bar:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from recsys_core.data.scenario import SPLIT_WARNING_CODES, scenario_warnings
     from recsys_core.pipeline import (
         encode_scenario_text,
         load_scenario,
@@ -287,10 +288,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = _Bar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
     scn = load_scenario(spec, split, history)
+    warnings = scenario_warnings(scn)
     if args.split:
         from recsys_core.data.split_io import scenario_with_split_folder
 
         scn = scenario_with_split_folder(scn, args.split)
+        warnings = [w for w in warnings if w.code not in SPLIT_WARNING_CODES]
+    # What `validate` would say, and what the split could not do as asked: before the
+    # numbers, so that none of them misleads in silence (stderr: stdout stays JSON Lines).
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     t_load = time.perf_counter() - t0
     request = plan_request(request, scn, store)
     text = None
@@ -317,6 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             out["scenario"] = scn.name
             out["source_history"] = scn.source_history
             out["protocol"] = scn.split.config.protocol
+            out["warnings"] = [str(w) for w in warnings]
             print(json_line(out), flush=True)
         else:
             print(_outcome_text(o))

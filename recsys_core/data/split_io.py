@@ -794,12 +794,34 @@ def scenario_with_split(scn: Scenario, split: Split, fingerprint: str | None = N
     Returns:
         ``scn`` itself when nothing changes; else an :class:`ImportedSplitScenario`.
     """
+    _check_shared_ids(scn, split)
     same = split_fingerprint(split) == split_fingerprint(scn.split)
     if fingerprint is None:
         fingerprint = scn.fingerprint() if same else split_fingerprint(split)
     if same and fingerprint == scn.fingerprint():
         return scn
     return _rebuild(scn, split, fingerprint)
+
+
+def _check_shared_ids(scn: Scenario, split: Split) -> None:
+    """Refuse a split whose users or items are none of the scenario's target ones: its
+    results would be stored under the scenario's name while measuring something else
+    (every id would get its id as text and no source link)."""
+    users = pd.Index(pd.unique(scn.target.interactions[USER]))
+    items = pd.Index(pd.unique(scn.target.interactions[ITEM]))
+    for what, ids, known, file in (
+        ("users", split.user_map.ids, users, "train.csv"),
+        ("items", split.item_map.ids, items, "items.csv"),
+    ):
+        if len(ids) and not known.isin(ids).any():
+            raise DataError(
+                f"none of the split folder's {len(ids):,} {what} is among the {len(known):,} "
+                f"{what} of the scenario '{scn.name}' (e.g. {_shown(str(ids[0]), 30)} in the "
+                f"folder, {_shown(str(known[0]), 30)} in the data)",
+                file=file,
+                hint="Give the split folder exported from this scenario's data "
+                "(transfer-lab split export), with the same ids",
+            )
 
 
 def _rebuild(scn: Scenario, split: Split, fingerprint: str) -> ImportedSplitScenario:
