@@ -44,6 +44,10 @@ class ScenarioSpec:
     source_interactions: str | None = None
     source_items: str | None = None
     name: str | None = None
+    owner: str | None = None
+    """The browser session whose uploads these files are (the app's session id), so
+    other sessions never load them from a run's config; None: files anyone with the
+    store may read (a demo, the CLI's own paths)."""
 
     def __post_init__(self) -> None:
         if (self.demo is None) == (self.target_interactions is None):

@@ -491,12 +491,22 @@ def scenario_for_runs(runs: Sequence[Mapping[str, Any]]):
     return scn if all(r.get("data_fingerprint") == fp for r in runs) else None
 
 
+PRIVATE_UPLOADS = (
+    "These runs were trained on files uploaded in another browser session. Uploads stay "
+    "private to the session that made them: upload the same files on the Data page to "
+    "work with these runs' data here."
+)
+
+
 def offer_reload(run: Mapping[str, Any], key: str) -> None:
     """Offer to rebuild the scenario a run was trained on, from the spec in its config."""
     cfg = run.get("config", {})
     spec_d = cfg.get("spec")
     if not spec_d:
         st.info("Load the data these runs were trained on (Data page) to see users and titles.")
+        return
+    if not state.may_load_spec(spec_d):
+        st.info(PRIVATE_UPLOADS, icon=":material/lock:")
         return
     st.info(
         f"These runs were trained on **{run.get('scenario')}** with a different split or data than "

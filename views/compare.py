@@ -142,8 +142,10 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
                 for run in (store.get_run(r) for r in pool["run_id"])
                 if (run.get("config") or {}).get("spec")
             ]
+            # another session's uploads are never offered (offer_reload says so)
+            mine = [r for r in with_spec if state.may_load_spec(r["config"]["spec"])]
             if with_spec:
-                offer_reload(with_spec[0], "compare_reload")
+                offer_reload((mine or with_spec)[0], "compare_reload")
             else:
                 st.info(
                     "Load the data and split these runs were made on (Data page) to add "

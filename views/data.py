@@ -288,6 +288,8 @@ def write_canonical(tables: dict, name: str):
             source_interactions=paths.get("source_interactions"),
             source_items=paths.get("source_items") if "source_interactions" in paths else None,
             name=name,
+            # recorded in every run's config: other sessions never get these paths
+            owner=st.session_state[state.SESSION_ID],
         )
     except ValueError as exc:
         show_error(exc)
