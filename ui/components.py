@@ -165,23 +165,26 @@ def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def run_table(store_root: str, run_id: str, name: str) -> pd.DataFrame | None:
-    """A finished run's table artifact (immutable once the run is done), or None."""
-    from recsys_core.runs.store import RunStore
+    """A finished run's table artifact (immutable once the run is done), or None when the
+    run has none. A truncated or corrupted file raises ArtifactError (its message names
+    the run and the file): the page shows it where the table would be."""
+    from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
         return RunStore(store_root).load_table(run_id, name)
-    except (FileNotFoundError, KeyError):
+    except (MissingArtifactError, KeyError):
         return None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
-    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None."""
-    from recsys_core.runs.store import RunStore
+    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
+    when it keeps none; ArtifactError for a truncated or corrupted file (as run_table)."""
+    from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
         return RunStore(store_root).load_tensors(run_id, f"vectors_{stage}")
-    except (FileNotFoundError, KeyError):
+    except (MissingArtifactError, KeyError):
         return None
 
 

@@ -106,7 +106,21 @@ class StoreError(DataError):
 
 class ArtifactError(DataError, FileNotFoundError):
     """A run's artifact is missing, truncated or corrupted. A FileNotFoundError too, so
-    callers that treat a missing artifact as "none" keep doing so for broken ones."""
+    callers that treat a missing artifact as "none" keep doing so for broken ones.
+
+    ``run_id`` and ``artifact`` (the file name) say which, so a page comparing several
+    runs can leave the broken one out and go on with the rest.
+    """
+
+    def __init__(self, problem: str, *, run_id: str, artifact: str, hint: str | None = None):
+        super().__init__(problem, hint=hint)
+        self.run_id = run_id
+        self.artifact = artifact
+
+
+class MissingArtifactError(ArtifactError):
+    """The artifact is not in the run's folder (some runs have none: popularity keeps no
+    vectors); its broken siblings are plain :class:`ArtifactError`."""
 
 
 class RunNotFoundError(KeyError):
@@ -694,9 +708,11 @@ class RunStore:
     def _existing(self, run_id: str, name: str, suffix: str) -> Path:
         path = self._artifact(run_id, name, suffix)
         if not path.exists():
-            raise ArtifactError(
+            raise MissingArtifactError(
                 f"run '{run_id}' has no artifact '{path.name}' (its folder in the run store "
                 f"{self.root} lacks it)",
+                run_id=run_id,
+                artifact=path.name,
                 hint="Run the strategy again, or delete this run",
             )
         return path
@@ -716,6 +732,8 @@ class RunStore:
             raise ArtifactError(
                 f"run '{run_id}': {path.name} cannot be read, it is truncated or corrupted "
                 f"({type(exc).__name__}: {reason})",
+                run_id=run_id,
+                artifact=path.name,
                 hint="Run the strategy again, or delete this run",
             ) from exc
 
