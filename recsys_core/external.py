@@ -43,7 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys_core.data.loaders import Limits
-from recsys_core.data.split_io import read_csv_cells
+from recsys_core.data.split_io import read_csv_cells, split_settings
 from recsys_core.data.split_types import Split
 from recsys_core.errors import DataError, DataWarning
 from recsys_core.evaluation.evaluate import (
@@ -470,7 +470,7 @@ def store_external_result(
         "strategy": STRATEGY,
         "file": result.name,
         "file_sha256": file_sha256,
-        "split": {**split.config.to_dict(), "cold_ks": list(split.config.cold_ks)},
+        "split": split_settings(split),
         "scenario": scenario_name,
         "n_boot": result.config.n_boot,
         "seed": result.config.seed,

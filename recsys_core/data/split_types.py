@@ -118,6 +118,10 @@ class Split:
         cold_items: int64 array of item indices held out of training.
         first_time: int64 array (n_users,) of each user's first target timestamp (or -1),
             used to cut cross-domain histories at the honest moment.
+        config_inferred: True for a split imported from a folder without our split.json
+            (another tool's): only ``config.protocol`` and ``config.cold_ks`` were read
+            from its files; the other settings are defaults, not what made the split,
+            and an export says so instead of recording them.
     """
 
     config: SplitConfig
@@ -130,6 +134,7 @@ class Split:
     cold_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     first_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    config_inferred: bool = False
 
     @property
     def n_users(self) -> int:
