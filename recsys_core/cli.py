@@ -7,13 +7,15 @@ settings print one clear paragraph and exit 2; nothing prints a traceback for th
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 import time
 import tomllib
+import typing
 from pathlib import Path
 
 from recsys_core.errors import DataError
+from recsys_core.io_utils import json_line
 
 # When this module loaded: the CLI's first import, before torch and pandas. A run's
 # seconds["process"] counts from here, so it includes the ~1.7 s of library imports
@@ -26,6 +28,18 @@ EXIT_USAGE = 2
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def json_records(df) -> str:
+    """A table as a JSON array of records: times as epoch milliseconds (what these
+    outputs always held), NaN, NaT and infinities as null (see io_utils.json_safe)."""
+    import pandas as pd
+
+    out = df.astype(object).where(df.notna(), None)
+    for c in df.columns:
+        if pd.api.types.is_datetime64_any_dtype(df[c]):
+            out[c] = [None if pd.isna(v) else v.value // 1_000_000 for v in df[c]]
+    return json_line(out.to_dict(orient="records"))
 
 
 # --------------------------------------------------------------------------- validate
@@ -73,9 +87,15 @@ def _load_toml(path: str) -> dict:
     if not p.is_file():
         raise DataError("config file not found", file=path, hint="check the path given to --config")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        conf = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"not valid TOML: {exc}", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError("not UTF-8 text", file=path, hint="save the config as UTF-8") from exc
+    from recsys_core.cli_config import check_config
+
+    check_config(conf, path)
+    return conf
 
 
 def _coerce(v: str):
@@ -140,8 +160,10 @@ def data_settings(args: argparse.Namespace, conf: dict):
 
 def build_request(args: argparse.Namespace):
     """Merge a TOML config (if any) with the flags; flags win. Returns (spec, split, history, request)."""
+    from recsys_core.cli_config import check_table
     from recsys_core.pipeline import RunRequest
     from recsys_core.strategies.base import ModelSettings
+    from recsys_core.strategies.registry import STRATEGIES
 
     conf = _load_toml(args.config) if args.config else {}
     spec, split_config, history = data_settings(args, conf)
@@ -191,7 +213,14 @@ def build_request(args: argparse.Namespace):
             )
         key, value = item.split("=", 1)
         strat, opt = key.split(".", 1)
-        options.setdefault(strat, {})[opt.replace("-", "_")] = _coerce(value)
+        opt, value = opt.replace("-", "_"), _coerce(value)
+        if strat not in STRATEGIES:
+            raise DataError(
+                f"--option {item!r} names an unknown strategy '{strat}'",
+                hint=f"Strategies: {', '.join(STRATEGIES)}",
+            )
+        check_table(STRATEGIES[strat].Config, {opt: value}, f"--option {strat}", file=None)
+        options.setdefault(strat, {})[opt] = value
 
     baselines = getattr(args, "baselines", None) or conf.get("baselines", "suite")
     if isinstance(baselines, str) and baselines not in ("suite", "none"):
@@ -241,6 +270,7 @@ class _Bar:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from recsys_core.data.scenario import SPLIT_WARNING_CODES, scenario_warnings
     from recsys_core.pipeline import (
         encode_scenario_text,
         load_scenario,
@@ -254,17 +284,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     spec, split, history, request = build_request(args)
+    store = RunStore(args.store)  # a store that cannot be written is refused before any work
     bar = _Bar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
     scn = load_scenario(spec, split, history)
+    warnings = scenario_warnings(scn)
     if args.split:
         from recsys_core.data.split_io import scenario_with_split_folder
 
         scn = scenario_with_split_folder(scn, args.split)
+        warnings = [w for w in warnings if w.code not in SPLIT_WARNING_CODES]
         for note in scn.split.notes:
             print(f"note: {note}", file=sys.stderr)
+    # What `validate` would say, and what the split could not do as asked: before the
+    # numbers, so that none of them misleads in silence (stderr: stdout stays JSON Lines).
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     t_load = time.perf_counter() - t0
-    store = RunStore(args.store)
     request = plan_request(request, scn, store)
     text = None
     t1 = time.perf_counter()
@@ -290,7 +326,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             out["scenario"] = scn.name
             out["source_history"] = scn.source_history
             out["protocol"] = scn.split.config.protocol
-            print(json.dumps(out), flush=True)
+            out["warnings"] = [str(w) for w in warnings]
+            print(json_line(out), flush=True)
         else:
             print(_outcome_text(o))
         failed += o.status == "failed"
@@ -319,7 +356,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     df = RunStore(args.store).list_runs(scenario=args.scenario)
     if args.json:
-        print(df.to_json(orient="records"))
+        print(json_records(df))
     elif df.empty:
         print("no runs yet: try  transfer-lab run --scenario demo:ml100k --strategy popularity")
     else:
@@ -332,19 +369,86 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from recsys_core.compare import compare_runs, format_comparison
-    from recsys_core.runs.store import RunStore
+    from recsys_core.runs.store import RunNotFoundError, RunStore
 
-    table = compare_runs(
-        RunStore(args.store), args.run_ids, baseline=args.baseline, metric=args.metric, k=args.k
-    )
+    store = RunStore(args.store)
+    runs = []
+    for rid in args.run_ids:
+        try:
+            runs.append(store.get_run(rid))
+        except RunNotFoundError:
+            where = f" --store {args.store}" if args.store else ""
+            raise DataError(
+                f"no run '{rid}' in the run store at {store.root}",
+                hint=f"List the stored runs with: transfer-lab runs{where}",
+            ) from None
+    for r in runs:
+        if r["status"] != "done":
+            why = f" ({r['error']})" if r.get("error") else ""
+            raise DataError(
+                f"run '{r['run_id']}' is {r['status']}{why}; only finished runs have metrics",
+                hint="Leave it out of the comparison",
+            )
+    check_metric_choice(runs, args.metric, args.k)
+    if args.baseline is not None and args.baseline not in args.run_ids:
+        raise DataError(
+            f"--baseline {args.baseline} is not among the runs being compared",
+            hint="Name it among the run ids too",
+        )
+    table = compare_runs(store, args.run_ids, baseline=args.baseline, metric=args.metric, k=args.k)
     if args.json:
-        print(table.to_json(orient="records"))
+        print(json_records(table))
     else:
         print(format_comparison(table))
     return 0
 
 
+def check_metric_choice(runs: list[dict], metric: str, k: int) -> None:
+    """--metric and --k name a metric the runs hold, else a DataError listing those they do
+    (a bogus name used to print "nothing to compare" and exit 0)."""
+    held = {(m.get("metric"), m.get("k")) for r in runs for m in (r.get("metrics") or [])}
+    metrics = sorted({m for m, _ in held if m is not None})
+    if metric not in metrics:
+        raise DataError(
+            f"--metric {metric!r} is not a metric of these runs",
+            hint=f"Choose one of: {', '.join(metrics) or 'none (the runs hold no metrics)'}",
+        )
+    ks = sorted({kk for m, kk in held if m == metric and kk is not None})
+    if k not in ks:
+        raise DataError(
+            f"--k {k} is not a cut-off these runs were evaluated at",
+            hint=f"Choose one of: {', '.join(map(str, ks))}",
+        )
+
+
 # --------------------------------------------------------------------------- shared flags
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` would train for minutes and
+    then fail far from the flag that caused it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed every generator takes (0 .. 2**32 - 1)."""
+    from recsys_core.cli_config import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 0 to {SEED_MAX}, not {text!r}"
+        )
+    return value
+
+
 # One definition per flag, used by run, curve and split export, so the commands cannot drift.
 def add_data_flags(p: argparse.ArgumentParser) -> None:
     """Where the data comes from."""
@@ -363,10 +467,10 @@ def add_split_flags(p: argparse.ArgumentParser, seed_help: str | None = None) ->
     p.add_argument("--protocol", choices=["cold-start", "recbole", "temporal"])
     p.add_argument("--source-history", choices=["before-target", "all"])
     p.add_argument("--cold-ks", help="support sizes for cold users, e.g. 0,1,3,5")
-    p.add_argument("--cold-users", type=float, help="fraction of users held out as cold")
-    p.add_argument("--cold-items", type=float, help="fraction of items held out as cold")
-    p.add_argument("--min-rating", type=float, help="ratings below this are not positives")
-    p.add_argument("--seed", type=int, help=seed_help or "seed of the split and the models")
+    p.add_argument("--cold-users", type=finite_float, help="fraction of users held out as cold")
+    p.add_argument("--cold-items", type=finite_float, help="fraction of items held out as cold")
+    p.add_argument("--min-rating", type=finite_float, help="ratings below this are not positives")
+    p.add_argument("--seed", type=seed_int, help=seed_help or "seed of the split and the models")
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -380,9 +484,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--source-epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--lr", type=finite_float)
     p.add_argument(
-        "--weight-decay", type=float, help="L2 on the user and item vectors of each batch"
+        "--weight-decay", type=finite_float, help="L2 on the user and item vectors of each batch"
     )
     p.add_argument("--loss", choices=["bpr", "softmax", "full-softmax"])
     p.add_argument(
@@ -408,15 +512,19 @@ def add_strategy_flags(p: argparse.ArgumentParser) -> None:
         choices=["none", "text", "items", "text+items"],
         help="fine-tune: parts kept frozen",
     )
-    p.add_argument("--l2sp", type=float, help="fine-tune: L2-SP weight toward the source model")
-    p.add_argument("--alpha", type=float, help="distill: weight of the distillation term")
-    p.add_argument("--temperature", type=float, help="distill: softmax temperature")
+    p.add_argument(
+        "--l2sp", type=finite_float, help="fine-tune: L2-SP weight toward the source model"
+    )
+    p.add_argument("--alpha", type=finite_float, help="distill: weight of the distillation term")
+    p.add_argument("--temperature", type=finite_float, help="distill: softmax temperature")
     p.add_argument("--teacher-dim", type=int, help="distill: teacher width")
     p.add_argument("--student-dim", type=int, help="distill: student width")
     p.add_argument("--align", choices=["mmd", "coral", "dann"], help="adapt: alignment loss")
-    p.add_argument("--align-weight", type=float, help="adapt: alignment weight")
+    p.add_argument("--align-weight", type=finite_float, help="adapt: alignment weight")
     p.add_argument(
-        "--beta", type=float, help="fusion: fixed text weight (default: chosen on validation)"
+        "--beta",
+        type=finite_float,
+        help="fusion: fixed text weight (default: chosen on validation)",
     )
     p.add_argument("--mapper", choices=["linear", "mlp"], help="mapping: the map's form")
     p.add_argument(
@@ -426,10 +534,16 @@ def add_strategy_flags(p: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the flag and what is wrong, not 30 lines of usage
+    before it (subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="transfer-lab", description="Does transfer learning help a thin domain?"
-    )
+    p = _Parser(prog="transfer-lab", description="Does transfer learning help a thin domain?")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check a data file and print a summary")
@@ -485,9 +599,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="metrics of runs side by side, with paired deltas")
     c.add_argument("run_ids", nargs="+")
-    c.add_argument("--baseline", help="run id to compare against (default: the first)")
-    c.add_argument("--metric", default="ndcg")
-    c.add_argument("--k", type=int, default=10)
+    c.add_argument(
+        "--baseline",
+        help="run id to measure every segment against (default: in each segment, the "
+        "baseline-kind run with the best value of --metric on that segment; the first run "
+        "where none of the runs is a baseline)",
+    )
+    c.add_argument(
+        "--metric",
+        default="ndcg",
+        help="metric to compare (default ndcg); one the runs hold: recall, ndcg, hit, mrr, "
+        "precision, coverage, arp",
+    )
+    c.add_argument(
+        "--k", type=int, default=10, help="cut-off of the metric (default 10; runs hold 5, 10, 20)"
+    )
     c.add_argument("--store")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
@@ -504,12 +630,34 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except DataError as exc:
         return _err(str(exc))
     except ValueError as exc:
         return _err(str(exc))
+    except KeyError as exc:  # RunNotFoundError and its kind carry a message, not a key
+        return _err(str(exc.args[0]) if exc.args else "not found")
     except KeyboardInterrupt:
         return _err("interrupted")
+
+
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a process killed by SIGPIPE (128 + 13): the reader of our
+output (``| head``) stopped reading, which is not an error worth a message."""
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader closed the pipe: no traceback, and none at exit either (Python flushes
+    stdout at exit, which would fail again), as the Python docs advise for SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ point is exactly what ``run`` would train.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -78,22 +77,13 @@ def _names(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _json_value(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if hasattr(v, "item"):
-        return _json_value(v.item())
-    return v
-
-
 def point_records(df) -> list[dict]:
-    """Curve rows as JSON-ready dicts: the documented keys first, NaN as null."""
+    """Curve rows as JSON-ready dicts: the documented keys first, NaN and inf as null."""
     from recsys_core.curves import CURVE_COLUMNS, EXTRA_COLUMNS
+    from recsys_core.io_utils import json_safe
 
     cols = [c for c in CURVE_COLUMNS + EXTRA_COLUMNS if c in df.columns]
-    return [
-        {c: _json_value(v) for c, v in zip(cols, row)} for row in df[cols].itertuples(index=False)
-    ]
+    return [json_safe(dict(zip(cols, row))) for row in df[cols].itertuples(index=False)]
 
 
 def format_curve(df) -> str:
@@ -171,8 +161,10 @@ def cmd_curve(args: argparse.Namespace) -> int:
     )
     bar.close()
     if args.json:
+        from recsys_core.io_utils import json_line
+
         for rec in point_records(df):
-            print(json.dumps(rec), flush=True)
+            print(json_line(rec), flush=True)
     else:
         print(format_curve(df))
         print(f"\n({time.perf_counter() - t0:.1f}s)", file=sys.stderr)

@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys_core.cli import PROCESS_START
+from recsys_core.cli import PROCESS_START, seed_int
 from recsys_core.errors import DataError
 
 if TYPE_CHECKING:
@@ -62,7 +61,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="bootstrap resamples for the intervals (default 1000)",
     )
     v.add_argument(
-        "--seed", type=int, default=0, help="bootstrap seed (our runs use their --seed; default 0)"
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="bootstrap seed (our runs use their --seed; default 0)",
     )
     v.add_argument(
         "--k-max", type=int, default=20, help="lists are cut at this length (default 20)"
@@ -121,6 +123,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     t0 = time.perf_counter()
+    store = None
+    if args.save or args.store:  # a store that cannot be written is refused before any work
+        from recsys_core.runs.store import RunStore
+
+        store = RunStore(args.store)
     folder = Path(args.split)
     split = import_split(folder)
     recs = Path(args.recs)
@@ -138,11 +145,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     info = read_split_info(folder)
     scenario = str(info.get("scenario") or folder.resolve().name)
     run_id = None
-    if args.save or args.store:
-        from recsys_core.runs.store import RunStore
-
+    if store is not None:
         run_id = store_external_result(
-            RunStore(args.store),
+            store,
             result,
             split,
             scenario,
@@ -174,7 +179,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "source_history": None,
             "protocol": split.config.protocol,
         }
-        print(json.dumps(out), flush=True)
+        from recsys_core.io_utils import json_line
+
+        print(json_line(out), flush=True)
     else:
         print(format_result(result, run_id))
     return 0

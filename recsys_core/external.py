@@ -192,7 +192,7 @@ def store_external_result(
         "strategy": STRATEGY,
         "file": result.name,
         "file_sha256": file_sha256,
-        "split": {**split.config.to_dict(), "cold_ks": list(split.config.cold_ks)},
+        "split": split_settings(split),
         "scenario": scenario_name,
         "n_boot": result.config.n_boot,
         "seed": result.config.seed,

@@ -1,8 +1,10 @@
-"""File writes that never leave a half-written file behind, and CSV exports that a
-spreadsheet cannot run as formulas."""
+"""File writes that never leave a half-written file behind, CSV exports that a
+spreadsheet cannot run as formulas, and JSON output without NaN."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import tempfile
@@ -58,3 +60,26 @@ def csv_for_spreadsheets(df: pd.DataFrame, **to_csv: object) -> str:
         if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
             out.isetitem(i, col.map(neutralize_cell))
     return out.to_csv(**{"index": False, **to_csv})
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, recursively
+    through dicts, lists and tuples; numpy scalars become Python numbers.
+
+    JSON has no NaN: ``json.dumps`` writes a bare ``NaN`` that strict parsers (``jq``,
+    JavaScript's ``JSON.parse``) reject, so every ``--json`` output goes through this
+    (a metric with no users to average over has no value: null)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "ndim"):  # numpy scalars and arrays
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_line(obj: object) -> str:
+    """One line of strict JSON (no NaN, no Infinity) for ``obj`` (see :func:`json_safe`)."""
+    return json.dumps(json_safe(obj), allow_nan=False)

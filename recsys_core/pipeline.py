@@ -85,6 +85,16 @@ class ScenarioSpec:
             )
         },
     )
+    owner: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "the browser session whose uploads these files are (the app's session id), "
+                "so other sessions never load them from a run's config; None: files anyone "
+                "with the store may read (a demo, the CLI's own paths)."
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if (self.demo is None) == (self.target_interactions is None):

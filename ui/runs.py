@@ -31,23 +31,26 @@ def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def run_table(store_root: str, run_id: str, name: str) -> pd.DataFrame | None:
-    """A finished run's table artifact (immutable once the run is done), or None."""
-    from recsys_core.runs.store import RunStore
+    """A finished run's table artifact (immutable once the run is done), or None when the
+    run has none. A truncated or corrupted file raises ArtifactError (its message names
+    the run and the file): the page shows it where the table would be."""
+    from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
         return RunStore(store_root).load_table(run_id, name)
-    except (FileNotFoundError, KeyError):
+    except (MissingArtifactError, KeyError):
         return None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
-    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None."""
-    from recsys_core.runs.store import RunStore
+    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
+    when it keeps none; ArtifactError for a truncated or corrupted file (as run_table)."""
+    from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
         return RunStore(store_root).load_tensors(run_id, f"vectors_{stage}")
-    except (FileNotFoundError, KeyError):
+    except (MissingArtifactError, KeyError):
         return None
 
 
@@ -85,12 +88,22 @@ def scenario_for_runs(runs: Sequence[Mapping[str, Any]]):
     return scn if all(r.get("data_fingerprint") == fp for r in runs) else None
 
 
+PRIVATE_UPLOADS = (
+    "These runs were trained on files uploaded in another browser session. Uploads stay "
+    "private to the session that made them: upload the same files on the Data page to "
+    "work with these runs' data here."
+)
+
+
 def offer_reload(run: Mapping[str, Any], key: str) -> None:
     """Offer to rebuild the scenario a run was trained on, from the spec in its config."""
     cfg = run.get("config", {})
     spec_d = cfg.get("spec")
     if not spec_d:
         st.info("Load the data these runs were trained on (Data page) to see users and titles.")
+        return
+    if not state.may_load_spec(spec_d):
+        st.info(PRIVATE_UPLOADS, icon=":material/lock:")
         return
     st.info(
         f"These runs were trained on **{run.get('scenario')}** with a different split or data than "

@@ -6,7 +6,8 @@ in module-level variables (a module is shared by every session of the server):
 * the loaded scenario, and the spec, split and source-history setting it was built with;
 * the session's :class:`~recsys_core.runs.jobs.JobManager` (its background jobs, which
   keep running when the user switches pages);
-* a random session id, which names the folder the session's uploads are written to.
+* a random session id, which names the folder the session's uploads are written to and
+  is recorded as the owner of the scenarios built from them (:func:`may_load_spec`).
 
 Widget keys are prefixed per page (``data_``, ``train_``, ``compare_``, ``emb_``,
 ``users_``) and are not listed here.
@@ -109,6 +110,27 @@ def store():
 def upload_dir() -> Path:
     """This session's folder for the canonical copies of uploaded files."""
     return cache_dir() / "uploads" / st.session_state[SESSION_ID]
+
+
+def may_load_spec(spec: dict) -> bool:
+    """Whether this session may rebuild a scenario from a run's recorded spec.
+
+    Uploads are private to the session that made them: a spec owned by another session
+    is refused, and so is (for runs recorded before specs had an owner) any path inside
+    another session's upload folder.
+    """
+    owner = spec.get("owner")
+    if owner is not None:
+        return owner == st.session_state[SESSION_ID]
+    uploads = (cache_dir() / "uploads").resolve()
+    mine = upload_dir().resolve()
+    for key, value in spec.items():
+        if key in ("demo", "name", "owner") or not value:
+            continue
+        path = Path(str(value)).resolve()
+        if path.is_relative_to(uploads) and not path.is_relative_to(mine):
+            return False
+    return True
 
 
 def set_scenario(scn, spec, split, source_history: str) -> None:

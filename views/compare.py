@@ -142,8 +142,10 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
                 for run in (store.get_run(r) for r in pool["run_id"])
                 if (run.get("config") or {}).get("spec")
             ]
+            # another session's uploads are never offered (offer_reload says so)
+            mine = [r for r in with_spec if state.may_load_spec(r["config"]["spec"])]
             if with_spec:
-                offer_reload(with_spec[0], "compare_reload")
+                offer_reload((mine or with_spec)[0], "compare_reload")
             else:
                 st.info(
                     "Load the data and split these runs were made on (Data page) to add "
@@ -197,6 +199,32 @@ def external_box(store, pool: pd.DataFrame, scenario_name: str, fp: str) -> str 
         return rid
 
 
+def compare_usable(store, full: list[dict], baseline: str | None, metric: str, k: int):
+    """compare_runs over the chosen runs, leaving out each run whose per-user table is
+    missing or unreadable (one broken run must not take the comparison down).
+
+    Returns:
+        (table, broken): the comparison of the other runs (None when none is left) and
+        run id -> the ArtifactError that says what is wrong with it.
+    """
+    from recsys_core.compare import compare_runs
+    from recsys_core.runs.store import ArtifactError
+
+    ids = [r["run_id"] for r in full]
+    broken: dict[str, ArtifactError] = {}
+    while True:
+        usable = [r for r in ids if r not in broken]
+        if not usable:
+            return None, broken
+        base = baseline if baseline in usable else None
+        try:
+            return compare_runs(store, usable, baseline=base, metric=metric, k=k), broken
+        except ArtifactError as exc:
+            if exc.run_id not in usable:
+                raise
+            broken[exc.run_id] = exc
+
+
 def pretty_verdict(line: str) -> str:
     """'cold users, k = 3: ...' -> '**cold users, k = 3**: ...' (the engine's sentence)."""
     seg, sep, rest = line.partition(": ")
@@ -213,10 +241,16 @@ def stacked_metrics(full: list[dict]) -> pd.DataFrame:
 
 
 def curves(full: list[dict]) -> pd.DataFrame:
+    from recsys_core.runs.store import ArtifactError
+
     root = st.session_state[state.STORE_ROOT]
     frames = []
     for r in full:
-        c = run_table(root, r["run_id"], "curve")
+        try:
+            c = run_table(root, r["run_id"], "curve")
+        except ArtifactError as exc:  # this run's curve is left out, the others drawn
+            st.warning(md_escape(exc), icon=":material/broken_image:")
+            continue
         if c is not None and len(c):
             frames.append(
                 c.assign(run_id=r["run_id"], stage=c["stage"] if "stage" in c else "target")
@@ -250,16 +284,22 @@ store = state.store()
 picked = pick_runs(store)
 if picked is not None:
     full, names, baseline, metric, k = picked
-    from recsys_core.compare import compare_runs, verdict_context, verdict_lines
+    from recsys_core.compare import verdict_context, verdict_lines
 
     try:
         with st.spinner("Bootstrapping the deltas…"):
-            table = compare_runs(
-                store, [r["run_id"] for r in full], baseline=baseline, metric=metric, k=k
-            )
+            table, broken = compare_usable(store, full, baseline, metric, k)
     except Exception as exc:
         show_error(exc, "comparison")
-        table = None
+        table, broken = None, {}
+    for rid, exc in broken.items():
+        st.warning(
+            f"**{md_escape(names[rid])}** is left out of the comparison: {md_escape(exc)}",
+            icon=":material/broken_image:",
+        )
+    full = [r for r in full if r["run_id"] not in broken]
+    if baseline in broken:
+        baseline = None
     if table is not None and not table.empty:
         lines = verdict_lines(table)
         st.subheader("Verdict")

@@ -275,7 +275,10 @@ def write_uploads(tables: dict[tuple[str, str], Upload], name: str):
         paths.pop("source_items", None)
         columns.pop("source_items", None)
     try:
-        return ScenarioSpec(**paths, name=name, columns=columns)
+        # owner: recorded in every run's config, so other sessions never get these paths
+        return ScenarioSpec(
+            **paths, name=name, columns=columns, owner=st.session_state[state.SESSION_ID]
+        )
     except ValueError as exc:
         show_error(exc)
         return None

@@ -349,8 +349,16 @@ if chosen is not None:
         st.caption(
             "Genre, popularity and cold status need the run's scenario loaded (Data page); domain colours work without it."
         )
-    vecs = {label: run_vectors(root, rid, s) for label, rid, s in picks}
-    if meta is None or any(v is None for v in vecs.values()):
+    from recsys_core.runs.store import ArtifactError
+
+    try:
+        vecs = {label: run_vectors(root, rid, s) for label, rid, s in picks}
+    except ArtifactError as exc:  # a truncated file: said here, the measures below still run
+        show_error(exc, "map")
+        vecs = None
+    if vecs is None:
+        pass
+    elif meta is None or any(v is None for v in vecs.values()):
         st.error("This run's vectors or item table are missing from the store.")
     else:
         n_target_users = int((scn.n_target_users if scn is not None else 0) or 0)

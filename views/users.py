@@ -143,7 +143,13 @@ def because(
     out = ["—"] * len(rec_items)
     if not len(hist_items) or not ok.any():
         return out
-    best = explain_run(store, run_id, hist_items, rec_items[ok])
+    from recsys_core.runs.store import ArtifactError
+
+    try:
+        best = explain_run(store, run_id, hist_items, rec_items[ok])
+    except ArtifactError as exc:  # broken vectors: the list is still shown, unexplained
+        st.warning(md_escape(exc), icon=":material/broken_image:")
+        return out
     for j, b in zip(np.flatnonzero(ok), best):
         out[j] = str(titles[b]) if b >= 0 else "—"
     return out
@@ -166,10 +172,19 @@ def side_by_side(runs, names, scn, u, k, meta, top_n: int) -> None:
     cold_items = set(np.asarray(scn.split.cold_items).tolist())
     segment = "warm_users" if k is None else f"cold_users_k{k}"
     cols = st.columns(len(runs))
+    from recsys_core.runs.store import ArtifactError
+
     for col, run in zip(cols, runs):
-        items = topk_for(root, run["run_id"], segment, u)[:top_n]
+        try:
+            items = topk_for(root, run["run_id"], segment, u)[:top_n]
+            error = None
+        except ArtifactError as exc:  # this column says so; the other runs are shown
+            items, error = np.zeros(0, np.int64), exc
         with col:
             st.markdown(f"#### {md_escape(names[run['run_id']])}")
+            if error is not None:
+                show_error(error)
+                continue
             if not len(items):
                 st.info("No list stored for this user in this run.")
                 continue

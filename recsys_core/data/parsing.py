@@ -122,16 +122,46 @@ def _parse_text(data: bytes, file: str, ext: str, limits: Limits) -> Parsed:
                 f"'{file}' is not UTF-8; it was read as {'Windows-1252' if encoding == 'cp1252' else 'Latin-1'}",
             )
         )
-    head = body[:65536].decode("utf-8", errors="ignore")
+    # The delimiter is sniffed from the first 64 KiB, or from the whole header line and
+    # 64 KiB after it when the header is longer (thousands of columns): a header cut in
+    # the middle counts too few fields, and the header is then "a row with too many".
+    line_end = _first_line_end(body, file)
+    sniff_end = _SNIFF_BYTES if line_end < _SNIFF_BYTES else line_end + 1 + _SNIFF_BYTES
+    head = body[:sniff_end].decode("utf-8", errors="ignore")
     V.check_text_start(head, file=file)
     recbole = ext.endswith(_RECBOLE_EXTS) or _looks_recbole(head)
-    delimiter, n_fields = _sniff(head, complete=len(body) <= 65536, recbole=recbole)
+    delimiter, n_fields = _sniff(head, complete=len(body) <= sniff_end, recbole=recbole)
     table, names, lines = _read_delimited(body, file, delimiter, n_fields, limits)
     fmt = "recbole" if recbole else {",": "csv", "\t": "tsv"}.get(delimiter, "delimited")
     info = {"format": fmt, "compression": None, "encoding": encoding, "delimiter": delimiter}
     return Parsed(
         table, names, lines, info, decimal_comma=delimiter in (";", "\t", "|"), warnings=warnings
     )
+
+
+_SNIFF_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1 * MiB
+"""Longest header line read: a few thousand column names. Past it, the file is almost
+certainly not a table with a header line (one long line of data, binary, or a line
+ending this reader does not split on)."""
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+def _first_line_end(body: bytes, file: str) -> int:
+    """Offset of the end of the header line (len(body) for a one-line file)."""
+    m = _LINE_END.search(body, 0, MAX_HEADER_BYTES + 1)
+    if m is not None:
+        return m.start()
+    if len(body) > MAX_HEADER_BYTES:
+        raise DataError(
+            f"the first line is longer than {MAX_HEADER_BYTES // MiB} MiB; a table's first "
+            "line is a header naming its columns",
+            file=file,
+            rows=[1],
+            hint="Check that the file is a CSV/TSV table with one header line and a line "
+            "break after each row",
+        )
+    return len(body)
 
 
 def _looks_recbole(head: str) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from recsys_core.data.schema import ITEM, TIME, USER, Domain, IdMap
 from recsys_core.data.split_types import Split, SplitConfig
 from recsys_core.data.splits import make_split
+from recsys_core.errors import DataWarning
 
 SourceHistory = Literal["before-target", "all"]
 
@@ -262,4 +263,96 @@ def build_scenario(
     )
 
 
-__all__ = ["IdMap", "Links", "Scenario", "build_scenario", "normalise_title"]
+SPLIT_WARNING_CODES = frozenset({"random_order", "cold_segments_dropped", "fewer_cold_users"})
+"""Codes of :func:`scenario_warnings` about the split this scenario made; they do not
+apply once an imported split replaces it (``run --split``)."""
+
+
+def scenario_warnings(scn: Scenario) -> list[DataWarning]:
+    """What a run on ``scn`` should say before its numbers, so that none of them misleads
+    in silence.
+
+    * the data warnings of both domains, as ``transfer-lab validate`` shows them (items
+      without a row in the item table, single-interaction users, ...), cleaning notes
+      of the demo loader excepted;
+    * ``random_order``: the target has no timestamps, so the time-ordered protocols
+      (cold-start, temporal) order each user's interactions at random (seeded);
+    * ``source_history_uncut``: "before-target" needs timestamps in both domains; without
+      them every source interaction is used, as with "all";
+    * ``cold_segments_dropped`` / ``fewer_cold_users``: no user (or fewer than asked) has
+      the ``max(cold_ks) + 1`` interactions a cold user needs, so the cold-user segments
+      are missing from the results (or smaller).
+    """
+    from recsys_core.errors import CLEANING_CODES
+
+    out: list[DataWarning] = []
+    for dom in (scn.target, scn.source):
+        if dom is None:
+            continue
+        for w in dom.warnings:
+            if w.code not in CLEANING_CODES:
+                out.append(replace(w, message=f"{dom.name}: {w.message}"))
+    cfg = scn.split.config
+    if not scn.target.has_time and cfg.protocol in ("cold-start", "temporal"):
+        out.append(
+            DataWarning(
+                "random_order",
+                f"the target has no timestamps, so the {cfg.protocol} protocol orders each "
+                f"user's interactions at random (seed {cfg.seed}): the held-out 'latest' "
+                "interactions"
+                + (" and cold users' 'first' ones" if cfg.has_cold_segments else "")
+                + " are random ones; add a timestamp column, or choose the recbole protocol, "
+                "which is random by design",
+            )
+        )
+    if (
+        scn.source is not None
+        and scn.source_history == "before-target"
+        and not (scn.target.has_time and scn.source.has_time)
+    ):
+        which = "the target" if not scn.target.has_time else "the source"
+        out.append(
+            DataWarning(
+                "source_history_uncut",
+                f"{which} has no timestamps, so source histories cannot be cut at each "
+                "user's first target interaction: every source interaction is used (as with "
+                "source history 'all')",
+            )
+        )
+    if cfg.has_cold_segments and cfg.cold_user_frac > 0:
+        asked = round(cfg.cold_user_frac * scn.split.n_users)
+        got = len(scn.split.cold_users)
+        need = max(cfg.cold_ks) + 1
+        longest = int(scn.target.interactions.groupby(USER).size().max())
+        if asked and not got:
+            segs = ", ".join(f"cold_users_k{k}" for k in cfg.cold_ks)
+            out.append(
+                DataWarning(
+                    "cold_segments_dropped",
+                    f"no user has the {need} interactions a cold user needs with support "
+                    f"sizes up to {max(cfg.cold_ks)} (the longest history has {longest}), so "
+                    f"the segments {segs} were dropped; choose smaller support sizes "
+                    "(--cold-ks)",
+                )
+            )
+        elif got < asked:
+            out.append(
+                DataWarning(
+                    "fewer_cold_users",
+                    f"only {got} of the {asked} cold users asked for have the {need} "
+                    f"interactions a cold user needs with support sizes up to "
+                    f"{max(cfg.cold_ks)}; the cold-user segments hold {got} users",
+                )
+            )
+    return out
+
+
+__all__ = [
+    "SPLIT_WARNING_CODES",
+    "IdMap",
+    "Links",
+    "Scenario",
+    "build_scenario",
+    "normalise_title",
+    "scenario_warnings",
+]

@@ -90,6 +90,22 @@ def split_fingerprint(split: Split) -> str:
 # --------------------------------------------------------------------------- export
 
 
+INFERRED_NOTE = (
+    "imported from a folder without split.json: the protocol and the support sizes were "
+    "read from its files; the settings that made it (fractions, seed) are unknown"
+)
+
+
+def split_settings(split: Split) -> dict[str, Any]:
+    """The settings that made ``split``, as split.json and stored runs record them: all of
+    them for our own splits; for a split imported from another tool's folder only those
+    its files show (protocol, cold_ks), never defaults passed off as its settings."""
+    cfg = {**split.config.to_dict(), "cold_ks": list(split.config.cold_ks)}
+    if split.config_inferred:
+        cfg = {k: cfg[k] for k in ("protocol", "cold_ks")}
+    return cfg
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     # "\n" line ends on every platform: other tools split on them, and the files hash
     # the same everywhere.
@@ -183,7 +199,7 @@ def export_split(
         "scenario": scenario_name,
         "scenario_fingerprint": scenario_fingerprint,
         "fingerprint": split_fingerprint(split),
-        "config": {**split.config.to_dict(), "cold_ks": list(split.config.cold_ks)},
+        "config": split_settings(split),
         "counts": {
             "users": split.n_users,
             "items": split.n_items,
@@ -198,6 +214,9 @@ def export_split(
         },
         "files": files,
     }
+    if split.config_inferred:
+        meta["settings_inferred"] = True
+        meta["settings_note"] = INFERRED_NOTE
     meta_path = out / META_FILE
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     paths.append(meta_path)
@@ -358,6 +377,10 @@ def _check_info_types(info: dict) -> None:
     for key in ("config", "files", "counts"):
         if info.get(key) is not None and not isinstance(info[key], dict):
             raise bad(key, "an object", info[key])
+    if info.get("settings_inferred") is not None and not isinstance(
+        info["settings_inferred"], bool
+    ):
+        raise bad("settings_inferred", "true or false", info["settings_inferred"])
     files = info.get("files") or {}
     for key in _FILE_KEYS:
         if files.get(key) is not None and not isinstance(files[key], str):
@@ -714,6 +737,7 @@ def import_split(folder: Path | str, limits: Limits = Limits()) -> Split:
 
     first_time = _first_times(f, user_map, train, has_time)
     return Split(
+        config_inferred=not info or bool(info.get("settings_inferred")),
         config=config,
         user_map=user_map,
         item_map=item_map,
@@ -836,12 +860,34 @@ def scenario_with_split(scn: Scenario, split: Split, fingerprint: str | None = N
     Returns:
         ``scn`` itself when nothing changes; else an :class:`ImportedSplitScenario`.
     """
+    _check_shared_ids(scn, split)
     same = split_fingerprint(split) == split_fingerprint(scn.split)
     if fingerprint is None:
         fingerprint = scn.fingerprint() if same else split_fingerprint(split)
     if same and fingerprint == scn.fingerprint():
         return scn
     return _rebuild(scn, split, fingerprint)
+
+
+def _check_shared_ids(scn: Scenario, split: Split) -> None:
+    """Refuse a split whose users or items are none of the scenario's target ones: its
+    results would be stored under the scenario's name while measuring something else
+    (every id would get its id as text and no source link)."""
+    users = pd.Index(pd.unique(scn.target.interactions[USER]))
+    items = pd.Index(pd.unique(scn.target.interactions[ITEM]))
+    for what, ids, known, file in (
+        ("users", split.user_map.ids, users, "train.csv"),
+        ("items", split.item_map.ids, items, "items.csv"),
+    ):
+        if len(ids) and not known.isin(ids).any():
+            raise DataError(
+                f"none of the split folder's {len(ids):,} {what} is among the {len(known):,} "
+                f"{what} of the scenario '{scn.name}' (e.g. {_shown(str(ids[0]), 30)} in the "
+                f"folder, {_shown(str(known[0]), 30)} in the data)",
+                file=file,
+                hint="Give the split folder exported from this scenario's data "
+                "(transfer-lab split export), with the same ids",
+            )
 
 
 def _rebuild(scn: Scenario, split: Split, fingerprint: str) -> ImportedSplitScenario:

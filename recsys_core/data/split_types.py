@@ -118,6 +118,10 @@ class Split:
         cold_items: int64 array of item indices held out of training.
         first_time: int64 array (n_users,) of each user's first target timestamp (or -1),
             used to cut cross-domain histories at the honest moment.
+        config_inferred: True for a split imported from a folder without our split.json
+            (another tool's): only ``config.protocol`` and ``config.cold_ks`` were read
+            from its files; the other settings are defaults, not what made the split,
+            and an export says so instead of recording them.
     """
 
     config: SplitConfig
@@ -133,6 +137,7 @@ class Split:
     notes: tuple[str, ...] = ()
     """what was done to the split beyond its files (e.g. a validation share carved out of
     an imported train file), shown with every run made on it."""
+    config_inferred: bool = False
 
     @property
     def n_users(self) -> int:

@@ -72,21 +72,38 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
     left (for example after a rating threshold) to build the requested split.
     """
     df = domain.interactions
+    # The file the user knows (the domain's name is a role, "target", in the CLI).
+    file = domain.source_files[0] if domain.source_files else domain.name
+    blame = []
     if config.min_rating is not None:
         if df[RATING].isna().all():
             raise DataError(
                 "a rating threshold was set but the data has no ratings",
-                file=domain.name,
+                file=file,
                 column=RATING,
                 hint="remove the min-rating setting or upload interactions with a rating column",
             )
+        n = len(df)
         df = df[df[RATING] >= config.min_rating]
+        if len(df) < n:
+            blame.append(f"the rating threshold ({config.min_rating:g})")
+    n = len(df)
     df = k_core(df, config.k_core)
+    if len(df) < n:
+        blame.append(f"the k-core setting ({config.k_core})")
     if df[USER].nunique() < 2 or df[ITEM].nunique() < 2:
+        counts = f"{df[USER].nunique()} user(s) and {df[ITEM].nunique()} item(s)"
+        if blame:
+            raise DataError(
+                f"only {len(df)} interactions ({counts}) are left after filtering by "
+                f"{' and '.join(blame)}, too few to split",
+                file=file,
+                hint="Lower " + " or ".join(b.split(" (")[0] for b in blame),
+            )
         raise DataError(
-            f"only {len(df)} interactions are left after filtering, too few to split",
-            file=domain.name,
-            hint="lower the rating threshold or the k-core setting",
+            f"the target has {counts}; a split needs at least 2 users and 2 items",
+            file=file,
+            hint="Add interactions of more users and items",
         )
     user_map = IdMap.from_values(df[USER].to_numpy())
     item_map = IdMap.from_values(df[ITEM].to_numpy())
@@ -179,6 +196,22 @@ def make_split(domain: Domain, config: SplitConfig = SplitConfig()) -> Split:
     )
     test["cold_item"] = ~warm_item[test["item"].to_numpy()] if config.has_cold_segments else False
     test = test.astype({"user": np.int64, "item": np.int64})
+    if test.empty:
+        # Every metric would average over no user: exit with a reason, not with no numbers.
+        per_user = np.bincount(user_map.encode(df[USER].to_numpy()), minlength=n_users)
+        single = int((per_user == 1).sum())
+        what = (
+            f"each of the {n_users:,} users has a single interaction"
+            if single == n_users
+            else f"{single:,} of {n_users:,} users have a single interaction and the longest "
+            f"history has {int(per_user.max())}"
+        )
+        raise DataError(
+            f"nothing is left to test on: {what}, and a tested user needs at least 2 "
+            "interactions (one to train on, one to test)",
+            file=file,
+            hint="Use data with longer user histories ('transfer-lab validate' shows them)",
+        )
     return Split(
         config=config,
         user_map=user_map,

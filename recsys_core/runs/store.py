@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from recsys_core.errors import DataError
+
 if TYPE_CHECKING:  # torch is imported lazily: a store that only lists runs needn't load it
     import torch
 
@@ -95,6 +97,30 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (run_id, seq)
 );
 """
+
+
+class StoreError(DataError):
+    """The store's location cannot hold a run store (a file, a read-only folder, a
+    runs.sqlite that is a folder or not a database)."""
+
+
+class ArtifactError(DataError, FileNotFoundError):
+    """A run's artifact is missing, truncated or corrupted. A FileNotFoundError too, so
+    callers that treat a missing artifact as "none" keep doing so for broken ones.
+
+    ``run_id`` and ``artifact`` (the file name) say which, so a page comparing several
+    runs can leave the broken one out and go on with the rest.
+    """
+
+    def __init__(self, problem: str, *, run_id: str, artifact: str, hint: str | None = None):
+        super().__init__(problem, hint=hint)
+        self.run_id = run_id
+        self.artifact = artifact
+
+
+class MissingArtifactError(ArtifactError):
+    """The artifact is not in the run's folder (some runs have none: popularity keeps no
+    vectors); its broken siblings are plain :class:`ArtifactError`."""
 
 
 class RunNotFoundError(KeyError):
@@ -238,21 +264,53 @@ class RunStore:
         if root is None:
             root = os.environ.get(ENV_VAR) or Path.cwd() / DEFAULT_DIRNAME
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
         self._hostname = socket.gethostname()
-        with self._connect() as con:
-            # WAL lets readers (the UI) proceed while a writer (training) commits; the
-            # setting is stored in the database file, so setting it once is enough.
-            con.execute("PRAGMA journal_mode=WAL")
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise ValueError(
-                    f"the run store at {self.root} was written by a newer version "
-                    f"(schema {version}); upgrade recsys-transfer-lab or choose another folder"
-                )
-            con.executescript(_SCHEMA)
-            con.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        self._check_location()
+        try:
+            with self._connect() as con:
+                # WAL lets readers (the UI) proceed while a writer (training) commits; the
+                # setting is stored in the database file, so setting it once is enough.
+                con.execute("PRAGMA journal_mode=WAL")
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                if version > _SCHEMA_VERSION:
+                    raise ValueError(
+                        f"the run store at {self.root} was written by a newer version "
+                        f"(schema {version}); upgrade recsys-transfer-lab or choose another folder"
+                    )
+                con.executescript(_SCHEMA)
+                con.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"'{self.db_path}' cannot be used as the run store's database ({exc})",
+                hint="Point --store (or RTL_RUN_STORE) at the folder of a run store, or at an "
+                "empty folder to start a new one; do not edit runs.sqlite by hand",
+            ) from exc
+
+    def _check_location(self) -> None:
+        """Refuse, with a message, a store root that cannot hold a run store: a file, a
+        folder that cannot be created or written, a runs.sqlite that is not a file."""
+        how = "Point --store (or RTL_RUN_STORE) at a folder you can write"
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the run store '{self.root}' is a file, not a folder", hint=how)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"the run store folder '{self.root}' cannot be created ({exc.strerror})",
+                hint=how,
+            ) from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"the run store folder '{self.root}' is read-only (runs, and SQLite's "
+                "write-ahead log, are written there)",
+                hint=how,
+            )
+        if self.db_path.exists() and not self.db_path.is_file():
+            raise StoreError(
+                f"'{self.db_path}' is not a file; the run store keeps its database there",
+                hint="Move it away, or point --store (or RTL_RUN_STORE) at another folder",
+            )
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -650,8 +708,34 @@ class RunStore:
     def _existing(self, run_id: str, name: str, suffix: str) -> Path:
         path = self._artifact(run_id, name, suffix)
         if not path.exists():
-            raise FileNotFoundError(f"run '{run_id}' has no artifact '{path.name}'")
+            raise MissingArtifactError(
+                f"run '{run_id}' has no artifact '{path.name}' (its folder in the run store "
+                f"{self.root} lacks it)",
+                run_id=run_id,
+                artifact=path.name,
+                hint="Run the strategy again, or delete this run",
+            )
         return path
+
+    @contextlib.contextmanager
+    def _reading(self, run_id: str, path: Path) -> Iterator[None]:
+        """Turn the reader's error on a truncated or corrupted file into an ArtifactError
+        naming the run and the file (readers raise their own types: pyarrow's, safetensors',
+        json's, OSError)."""
+        try:
+            yield
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            reason = " ".join(str(exc).split())
+            reason = reason if len(reason) <= 160 else reason[:157] + "..."
+            raise ArtifactError(
+                f"run '{run_id}': {path.name} cannot be read, it is truncated or corrupted "
+                f"({type(exc).__name__}: {reason})",
+                run_id=run_id,
+                artifact=path.name,
+                hint="Run the strategy again, or delete this run",
+            ) from exc
 
     def list_artifacts(self, run_id: str) -> list[str]:
         """File names in the run folder (temp files of writes in progress excluded)."""
@@ -670,8 +754,10 @@ class RunStore:
         return path
 
     def load_table(self, run_id: str, name: str) -> pd.DataFrame:
-        """Read ``<name>.parquet`` from the run folder."""
-        return pd.read_parquet(self._existing(run_id, name, ".parquet"))
+        """Read ``<name>.parquet`` from the run folder (ArtifactError when missing or broken)."""
+        path = self._existing(run_id, name, ".parquet")
+        with self._reading(run_id, path):
+            return pd.read_parquet(path)
 
     def save_tensors(
         self,
@@ -723,7 +809,7 @@ class RunStore:
         from safetensors import safe_open
 
         path = self._existing(run_id, name, ".safetensors")
-        with safe_open(str(path), framework=framework) as f:
+        with self._reading(run_id, path), safe_open(str(path), framework=framework) as f:
             return {k: f.get_tensor(k) for k in f.keys()}
 
     def tensor_metadata(self, run_id: str, name: str) -> dict[str, str]:
@@ -731,7 +817,7 @@ class RunStore:
         from safetensors import safe_open
 
         path = self._existing(run_id, name, ".safetensors")
-        with safe_open(str(path), framework="np") as f:
+        with self._reading(run_id, path), safe_open(str(path), framework="np") as f:
             return dict(f.metadata() or {})
 
     def save_json(self, run_id: str, name: str, obj: Any) -> Path:
@@ -741,8 +827,10 @@ class RunStore:
         return path
 
     def load_json(self, run_id: str, name: str) -> Any:
-        """Read ``<name>.json`` from the run folder."""
-        return json.loads(self._existing(run_id, name, ".json").read_text())
+        """Read ``<name>.json`` from the run folder (ArtifactError when missing or broken)."""
+        path = self._existing(run_id, name, ".json")
+        with self._reading(run_id, path):
+            return json.loads(path.read_text(encoding="utf-8"))
 
     def log(self, run_id: str, line: str) -> None:
         """Append one timestamped line to the run's ``run.log`` (UTC, ISO 8601)."""

@@ -77,8 +77,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be between 8 and 1000000, got {self.batch_size}")
         if not 0 < self.lr < 10:
             raise ValueError(f"lr must be in (0, 10), got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.weight_decay < float("inf"):  # NaN fails too: it would train, then diverge
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.loss not in ("bpr", "softmax", "full-softmax"):
             raise ValueError(f"loss must be 'bpr', 'softmax' or 'full-softmax', not {self.loss!r}")
         if self.in_batch < 0:
