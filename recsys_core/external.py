@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from recsys_core.data.loaders import Limits
+from recsys_core.data.split_io import split_settings
 from recsys_core.data.split_types import Split
 from recsys_core.errors import DataError, DataWarning
 from recsys_core.evaluation.evaluate import EvalConfig, EvalResult, evaluate_topk
