@@ -16,8 +16,10 @@ than the largest calibrated k are left untouched). Each ``w_k`` is chosen on
 *validation users treated as cold*: warm users who have validation rows are scored
 from their first k training interactions alone, as a stranger (no id vector, no source
 history: :func:`as_cold`), with all their training items masked and their validation
-rows as the truth. The test set is never read. ``w = 1`` is popularity itself, so each
-k's choice is at least as good as popularity on that validation.
+rows as the truth. The test set is never read. Among the weights, the one nearest the
+prior within one standard error of the best is kept (:func:`one_se_choice`): popularity
+unless the model's edge is measurable. ``w = 1`` is popularity itself, so each k's
+choice is at least as good as popularity on that validation.
 """
 
 from __future__ import annotations
@@ -119,6 +121,28 @@ def _first_k(train: pd.DataFrame, users: np.ndarray, k: int, n_items: int) -> sp
     return m
 
 
+def one_se_choice(values: np.ndarray) -> int:
+    """Index of the candidate to keep, from per-user scores (n_candidates, n_users)
+    ordered from the model (w = 0) to the prior (w = 1).
+
+    The one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani and Friedman,
+    "Elements of Statistical Learning", 7.10): the candidate nearest the prior whose mean
+    is within one standard error of the best one, the error being that of the paired
+    per-user difference to the best. Validation for short histories is small and noisy
+    (NDCG@10 about 0.05 on the demo, 849 users): without the rule a model could be
+    preferred to popularity by chance at one k and lose 0.09 on test there (adapt at
+    k = 5 did); with it, the model is kept only where its edge is measurable.
+    """
+    means = values.mean(axis=1)
+    best = int(np.argmax(means))
+    n = values.shape[1]
+    if n < 2:
+        return best
+    se = (values - values[best]).std(axis=1, ddof=1) / np.sqrt(n)
+    ok = np.flatnonzero(means >= means[best] - se)
+    return int(ok.max())
+
+
 def choose_prior_weights(
     scorer: Any,
     split: Split,
@@ -133,7 +157,8 @@ def choose_prior_weights(
 
     Returns:
         (weights k -> w, table): the table has one row per (k, w) with the validation
-        NDCG@10 and the number of users; ties go to the smaller w (the model).
+        NDCG@10 and the number of users. The weight kept is the one-standard-error
+        choice of :func:`one_se_choice`.
     """
     from recsys_core.evaluation.metrics import ranking_metrics
     from recsys_core.evaluation.ranking import topk_from_scores
@@ -158,8 +183,7 @@ def choose_prior_weights(
             weights[k] = 0.0
             continue
         hist = _first_k(split.train, users[sel], k, n_items)
-        sums = np.zeros(len(grid))
-        n_scored = 0
+        per_user: list[list[np.ndarray]] = [[] for _ in grid]  # NDCG@10 per user, per w
         for start in range(0, len(sel), batch_size):
             rows = sel[start : start + batch_size]
             with torch.no_grad():
@@ -171,13 +195,12 @@ def choose_prior_weights(
                 blended = (1 - w) * base + w * pop
                 lists = topk_from_scores(blended, masked, 10).numpy()
                 pu = ranking_metrics(lists, truth[rows], (10,), users=users[rows])
-                sums[j] += float(pu["ndcg@10"].sum())
-            n_scored += int((np.diff(truth[rows].indptr) > 0).sum())
-        means = sums / max(n_scored, 1)
-        best = int(np.flatnonzero(means >= means.max() - 1e-12)[0])
-        weights[k] = float(grid[best])
+                per_user[j].append(pu["ndcg@10"].to_numpy(np.float64))
+        v = np.stack([np.concatenate(x) for x in per_user])  # (len(grid), n_users)
+        j = one_se_choice(v)
+        weights[k] = float(grid[j])
         table += [
-            {"k": k, "w": float(w), "val_ndcg@10": float(m), "users": n_scored}
-            for w, m in zip(grid, means)
+            {"k": k, "w": float(w), "val_ndcg@10": float(m), "users": v.shape[1]}
+            for w, m in zip(grid, v.mean(axis=1))
         ]
     return weights, table
