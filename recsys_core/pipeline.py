@@ -1,9 +1,13 @@
 """The headless path from "a scenario and some strategy names" to stored, evaluated runs.
 
-The CLI and the app both call :func:`prepare` then :func:`run_strategies`; nothing here
-draws anything. Several strategies in one call share the scenario, the split, the text
-encoding and (through ``Context.cache``) the source pre-training and the target-only
-model.
+The CLI and the app both call :func:`load_scenario`, :func:`~recsys_core.runs.plan.plan_request`
+then :func:`run_strategies`; nothing here draws anything. Several strategies in one call
+share the scenario, the split, the text encoding and (through ``Context.cache``) the
+source pre-training and the target-only model.
+
+Where the data comes from (:class:`~recsys_core.data.spec.ScenarioSpec`) and how a batch
+is planned (:mod:`recsys_core.runs.plan`) live in their own modules; their names are
+re-exported here so ``from recsys_core.pipeline import ScenarioSpec, plan_request`` works.
 """
 
 from __future__ import annotations
@@ -12,201 +16,60 @@ import copy
 import json
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from recsys_core.data.loaders import ColumnMapping
-from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
+from recsys_core.data.scenario import (
+    Scenario,
+    SourceHistory,
+    build_scenario,
+    scenario_has_text,
+)
+from recsys_core.data.spec import FILE_FIELDS, ScenarioSpec
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
 from recsys_core.evaluation.exposure import ColdOffsetScorer, exposure_curve
+from recsys_core.runs.plan import (
+    ENGINE_VERSION,
+    RunRequest,
+    plan_request,
+    reusable_run,
+    run_config,
+    typical_seconds,
+)
 from recsys_core.strategies.base import Context, Fitted, ModelSettings
 from recsys_core.strategies.prior import PriorBlendScorer, choose_prior_weights
-from recsys_core.strategies.registry import STRATEGIES, get_strategy, suite_names
+from recsys_core.strategies.registry import get_strategy
 from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
 from recsys_core.training.device import choose_device, describe_device
+
+__all__ = [
+    "ENGINE_VERSION",
+    "FILE_FIELDS",
+    "RunOutcome",
+    "RunRequest",
+    "ScenarioSpec",
+    "cache_root",
+    "choose_cold_item_scores",
+    "encode_scenario_text",
+    "load_scenario",
+    "plan_request",
+    "reusable_run",
+    "run_config",
+    "run_strategies",
+    "save_artifacts",
+    "scenario_has_text",
+    "typical_seconds",
+]
 
 
 def cache_root() -> Path:
     """``$RTL_CACHE_DIR`` or ``~/.cache/recsys_transfer_lab``."""
     root = os.environ.get("RTL_CACHE_DIR")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "recsys_transfer_lab"
-
-
-FILE_FIELDS: tuple[str, ...] = (
-    "target_interactions",
-    "target_items",
-    "source_interactions",
-    "source_items",
-)
-"""The files of a scenario, as :class:`ScenarioSpec` fields and keys of its ``columns``."""
-
-
-@dataclass(frozen=True)
-class ScenarioSpec:
-    """Where the data comes from and how to read it: a demo name, or files (target
-    required) with optional column roles and item text fields.
-
-    Everything the Data page decides about a file (which column is the user, the item,
-    the rating, the time; which item columns the text encoder reads) is held here, so
-    the CLI, a TOML ``[scenario]`` table or a ``scenario.json`` can say it too, and a
-    stored run can be reloaded exactly (``asdict(spec)`` round-trips through JSON).
-    """
-
-    demo: str | None = field(default=None, metadata={"help": "a built-in scenario, demo:NAME."})
-    target_interactions: str | None = field(
-        default=None, metadata={"help": "the target domain's interactions file."}
-    )
-    target_items: str | None = field(
-        default=None, metadata={"help": "the target domain's item table (item text)."}
-    )
-    source_interactions: str | None = field(
-        default=None, metadata={"help": "the source domain's interactions file."}
-    )
-    source_items: str | None = field(
-        default=None, metadata={"help": "the source domain's item table."}
-    )
-    name: str | None = field(default=None, metadata={"help": "the label runs are filed under."})
-    # Not hashed: a dict; two specs with the same files still compare by their columns.
-    columns: Mapping[str, ColumnMapping] = field(
-        default_factory=dict,
-        hash=False,
-        metadata={
-            "help": (
-                "per file (keys as the file fields: target_interactions, target_items, ...): "
-                "which column is the user, item, rating and timestamp, and for an item "
-                "table the text_fields the encoder reads, in the order they are joined. "
-                'Roles left out are detected; rating or timestamp "" means none.'
-            )
-        },
-    )
-    owner: str | None = field(
-        default=None,
-        metadata={
-            "help": (
-                "the browser session whose uploads these files are (the app's session id), "
-                "so other sessions never load them from a run's config; None: files anyone "
-                "with the store may read (a demo, the CLI's own paths)."
-            )
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if (self.demo is None) == (self.target_interactions is None):
-            raise ValueError(
-                "give either a demo scenario name or target interaction files (not both)"
-            )
-        if self.demo is not None and not self.demo.startswith("demo:"):
-            raise ValueError(f"demo scenario names start with 'demo:', got {self.demo!r}")
-        cols = self.columns if self.columns is not None else {}
-        if not isinstance(cols, Mapping):
-            raise ValueError(
-                f"columns must map file names ({', '.join(FILE_FIELDS)}) to column roles, "
-                f"got {type(cols).__name__}"
-            )
-        out: dict[str, ColumnMapping] = {}
-        for key, value in cols.items():
-            if key not in FILE_FIELDS:
-                raise ValueError(
-                    f"columns were given for an unknown file {key!r}; use one of "
-                    f"{', '.join(FILE_FIELDS)}"
-                )
-            if getattr(self, key) is None:
-                raise ValueError(f"columns were given for {key}, but no {key} file is set")
-            if isinstance(value, Mapping):  # from JSON or TOML
-                value = ColumnMapping(**dict(value))
-            if not isinstance(value, ColumnMapping):
-                raise ValueError(
-                    f"columns[{key!r}] must be a ColumnMapping or a table of roles, "
-                    f"got {type(value).__name__}"
-                )
-            if key.endswith("_interactions") and value.text_fields:
-                raise ValueError(
-                    f"text_fields belong to the item table: set them under "
-                    f"columns['{key.removesuffix('_interactions')}_items']"
-                )
-            out[key] = value
-        object.__setattr__(self, "columns", out)
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        return self.demo or Path(self.target_interactions or "target").stem
-
-    def domain_columns(self, role: str) -> dict[str, ColumnMapping] | None:
-        """The column mappings of one domain ("target" or "source"), keyed as
-        :func:`~recsys_core.data.loaders.load_domain` takes them, or None (detect all)."""
-        maps = {
-            kind: self.columns[f"{role}_{kind}"]
-            for kind in ("interactions", "items")
-            if f"{role}_{kind}" in self.columns
-        }
-        return maps or None
-
-    def to_dict(self) -> dict:
-        """Plain, JSON- and TOML-ready dict; :meth:`from_dict` rebuilds the spec."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"}
-        d = {k: v for k, v in d.items() if v is not None}
-        if self.columns:
-            # TOML has no null: a role left to detection is simply absent
-            d["columns"] = {
-                k: {r: v for r, v in m.to_dict().items() if v is not None}
-                for k, m in self.columns.items()
-            }
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ScenarioSpec:
-        """A spec from a plain dict (a TOML ``[scenario]`` table, a stored run's config).
-
-        Unknown keys are refused with the known ones named.
-        """
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(
-                f"unknown scenario setting(s): {', '.join(sorted(map(str, unknown)))}; "
-                f"known: {', '.join(sorted(names))}"
-            )
-        return cls(**dict(d))
-
-    @classmethod
-    def parse(cls, value: str) -> ScenarioSpec:
-        """'demo:NAME', or a folder holding a scenario.json as written by demo-data.
-
-        The json's ``files`` name the files relative to the folder; an optional
-        ``columns`` table holds their column roles and text fields (see ``columns``).
-        """
-        if value.startswith("demo:"):
-            return cls(demo=value)
-        folder = Path(value)
-        meta = folder / "scenario.json"
-        if not meta.is_file():
-            raise DataError(
-                f"'{value}' is neither a demo name (demo:...) nor a folder with a scenario.json",
-                hint="Use e.g. --scenario demo:ml1m-to-ml100k, or --target FILE [--source FILE]",
-            )
-        m = json.loads(meta.read_text())
-        files = m.get("files", {})
-
-        def f(key: str) -> str | None:
-            v = files.get(key)
-            return str(folder / v) if v else None
-
-        return cls(
-            target_interactions=f("target_interactions"),
-            target_items=f("target_items"),
-            source_interactions=f("source_interactions"),
-            source_items=f("source_items"),
-            name=m.get("name", folder.name),
-            columns=m.get("columns") or {},
-        )
 
 
 def load_scenario(
@@ -302,11 +165,6 @@ def choose_cold_item_scores(fitted: Fitted, check, settings: ModelSettings) -> N
         fitted.scorer = scorer.raw()
 
 
-def scenario_has_text(scn: Scenario) -> bool:
-    """Whether either domain has item text fields to encode."""
-    return bool(scn.target.text_fields) or (scn.source is not None and bool(scn.source.text_fields))
-
-
 def encode_scenario_text(
     scn: Scenario,
     device: str = "cpu",
@@ -341,53 +199,6 @@ def encode_scenario_text(
     return torch.from_numpy(vecs)
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """One batch of runs on one scenario (what the CLI flags and the app's form build)."""
-
-    strategies: tuple[str, ...]
-    settings: ModelSettings = field(default_factory=ModelSettings)
-    options: dict = field(default_factory=dict)
-    """strategy name -> {option: value}, validated by the strategy's config."""
-    device: str = "auto"
-    n_boot: int = 1000
-    label: str | None = None
-    baselines: str | tuple[str, ...] = "suite"
-    """"suite": whenever a transfer strategy is requested, the strong target-only
-    baselines (every registry strategy with ``in_suite``) are trained beside it on the
-    same split, or reused from the store (issue 10: a verdict is only as strong as its
-    baselines); "none": only what was asked; or a tuple of baseline names."""
-    reuse: dict = field(default_factory=dict)
-    """strategy name -> run id of a finished run in the store with the same data, split
-    and settings, reused instead of retrained (filled by :func:`plan_request`)."""
-
-    def __post_init__(self) -> None:
-        if not self.strategies:
-            raise ValueError("choose at least one strategy")
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown:
-            raise ValueError(
-                f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}"
-            )
-        b = self.baselines
-        if isinstance(b, str) and b not in ("suite", "none"):
-            raise ValueError(
-                f"baselines must be 'suite', 'none' or a list of baseline names, not {b!r}"
-            )
-        if not isinstance(b, str):
-            object.__setattr__(self, "baselines", tuple(b))
-            bad = [n for n in b if n not in STRATEGIES or STRATEGIES[n].kind != "baseline"]
-            if bad:
-                base = [n for n, c in STRATEGIES.items() if c.kind == "baseline"]
-                raise ValueError(
-                    f"{bad[0]!r} is not a baseline strategy; baselines: {', '.join(base)}"
-                )
-        for name in self.strategies:  # validate options now, before anything trains
-            get_strategy(name, self.options.get(name))
-        if not 0 <= self.n_boot <= 100_000:
-            raise ValueError(f"n_boot must be between 0 and 100000, got {self.n_boot}")
-
-
 @dataclass
 class RunOutcome:
     run_id: str
@@ -404,66 +215,6 @@ class RunOutcome:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-ENGINE_VERSION = 2
-"""Bumped when the same settings would give different figures (2: the popularity prior
-for short histories, cold-catalogue metrics), so older runs are never reused."""
-
-
-def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
-    """The request with its baseline suite added and reusable runs found.
-
-    With ``baselines="suite"`` and at least one transfer strategy, every suite baseline
-    that can run on ``scn`` is put first (the verdict needs them); a tuple adds those
-    names. With a ``store``, each added baseline with a finished run of the same data,
-    split and settings is reused instead of retrained. Returns a request whose
-    ``baselines`` is "none" (planning twice adds nothing).
-    """
-    names = list(request.strategies)
-    has_text = scenario_has_text(scn)
-    if request.baselines == "suite":
-        wanted = (
-            suite_names(has_text) if any(STRATEGIES[n].kind == "transfer" for n in names) else []
-        )
-    elif request.baselines == "none":
-        wanted = []
-    else:
-        wanted = list(request.baselines)
-    added = [
-        n for n in wanted if n not in names and STRATEGIES[n].unavailable(scn, has_text) is None
-    ]
-    reuse = dict(request.reuse)
-    if store is not None:
-        for n in added:
-            rid = reusable_run(store, scn, request, n)
-            if rid is not None:
-                reuse[n] = rid
-    # the added baselines first (registry order), then what was asked, in its order
-    first = [n for n in STRATEGIES if n in added]
-    return replace(request, strategies=tuple(first + names), baselines="none", reuse=reuse)
-
-
-def _reuse_key(config: dict) -> str:
-    keep = {k: v for k, v in config.items() if k not in ("device", "spec")}
-    return json.dumps(keep, sort_keys=True, default=str)
-
-
-def reusable_run(store, scn: Scenario, request: RunRequest, name: str) -> str | None:
-    """Run id of a finished run of ``name`` with this data, split and settings, or None."""
-    runs = store.list_runs(status="done")
-    if runs.empty:
-        return None
-    fp = scn.fingerprint()
-    cands = runs[(runs["strategy"] == name) & (runs["data_fingerprint"] == fp)]
-    want = _reuse_key(run_config(scn, request, name))
-    for rid in cands["run_id"]:
-        try:
-            if _reuse_key(store.get_run(rid)["config"]) == want and store.list_artifacts(rid):
-                return str(rid)
-        except (KeyError, OSError):  # a run deleted meanwhile, a broken folder
-            continue
-    return None
 
 
 def run_strategies(
@@ -605,23 +356,6 @@ def _reused_outcome(store, run_id: str, name: str) -> RunOutcome:
                       reused=True)  # fmt: skip
 
 
-def run_config(scn: Scenario, request: RunRequest, name: str) -> dict:
-    """Everything that defines a run, as JSON (stored with it)."""
-    return {
-        "engine": ENGINE_VERSION,
-        "strategy": name,
-        "options": get_strategy(name, request.options.get(name)).config.to_dict(),
-        "settings": asdict(request.settings),
-        "split": scn.split.config.to_dict(),
-        "source_history": scn.source_history,
-        "scenario": scn.name,
-        "constructed": scn.constructed,
-        "device": request.device,
-        "n_boot": request.n_boot,
-        "links": scn.links.to_dict() if scn.links else None,
-    }
-
-
 def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
     """Per-user metrics and top-K lists (Parquet), stage vectors (safetensors), curves."""
     import pandas as pd
@@ -664,16 +398,3 @@ def save_artifacts(store, run_id: str, scn: Scenario, fitted, result) -> None:
 
 def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def typical_seconds(store, names: list[str]) -> dict[str, float | None]:
-    """Median total seconds of the store's finished runs of each strategy (None when it
-    has none): the time estimates the app shows before training."""
-    out: dict[str, float | None] = dict.fromkeys(names)
-    runs = store.list_runs(status="done")
-    for n in names:
-        ids = list(runs.loc[runs["strategy"] == n, "run_id"][:20])
-        secs = [store.get_run(r).get("seconds", {}).get("total") for r in ids]
-        secs = [float(x) for x in secs if isinstance(x, int | float)]
-        out[n] = float(np.median(secs)) if secs else None
-    return out

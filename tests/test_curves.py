@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.cli_curve import add_commands
+from recsys_core.cli.curve import add_parser as add_commands
 from recsys_core.curves import (
     CURVE_COLUMNS,
     EXTRA_COLUMNS,

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.cli_split import add_commands
+from recsys_core.cli import evaluate as evaluate_command
+from recsys_core.cli import split as split_command
 from recsys_core.compare import compare_runs
 from recsys_core.data.scenario import build_scenario
 from recsys_core.data.split_io import export_split, folder_fingerprint, import_split
@@ -288,7 +289,9 @@ def test_nothing_is_stored_for_a_broken_file(tmp_path):
 
 def cli(capsys, *argv):
     parser = argparse.ArgumentParser(prog="transfer-lab")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    split_command.add_parser(sub)
+    evaluate_command.add_parser(sub)
     args = parser.parse_args(list(argv))
     code = args.func(args)
     out = capsys.readouterr()

@@ -27,19 +27,6 @@ from ui.components import (
 )
 from ui.text import md_escape
 
-MODEL_HELP = {
-    "model": "two-tower: ids + item text + history pooling (handles cold users and items); bpr-mf: ids only; "
-    "ease / ials: strong id-only baselines for target-only.",
-    "dim": "Embedding dimension d.",
-    "epochs": "Upper bound on target training epochs (early stopping on validation NDCG@10).",
-    "batch_size": "Interactions per training step.",
-    "lr": "Adam learning rate.",
-    "loss": "softmax: sampled softmax with in-batch and uniform negatives; bpr: pairwise BPR.",
-    "history_len": "History items pooled into a user's vector during training.",
-    "source_epochs": "Upper bound on pre-training epochs on the source domain.",
-    "patience": "Epochs without validation gain before stopping.",
-    "seed": "Random seed of the model and sampling.",
-}
 GRID_DEFAULTS = {
     "l2sp": "0, 0.001, 0.01",
     "alpha": "0.2, 0.5, 0.8",
@@ -128,7 +115,7 @@ def settings_panel(device_info: dict | None):
     from recsys_core.strategies.base import ModelSettings
 
     with st.expander("Model and training settings", expanded=False, icon=":material/tune:"):
-        values = option_widgets(ModelSettings, "train_set", columns=4, helps=MODEL_HELP)
+        values = option_widgets(ModelSettings, "train_set", columns=4)
     c = st.columns([2, 2, 3])
     devices = ["auto", "cpu"] + (["cuda"] if device_info and device_info.get("cuda") else [])
     seed("train_device", "auto")

@@ -268,6 +268,11 @@ SPLIT_WARNING_CODES = frozenset({"random_order", "cold_segments_dropped", "fewer
 apply once an imported split replaces it (``run --split``)."""
 
 
+def scenario_has_text(scn: Scenario) -> bool:
+    """Whether either domain has item text fields to encode."""
+    return bool(scn.target.text_fields) or (scn.source is not None and bool(scn.source.text_fields))
+
+
 def scenario_warnings(scn: Scenario) -> list[DataWarning]:
     """What a run on ``scn`` should say before its numbers, so that none of them misleads
     in silence.

@@ -42,6 +42,13 @@ def test_strategies_are_listed_with_their_summary_and_availability(loaded_app) -
     assert "parts kept at their source values" in freeze.help
     assert at.number_input(key="train_opt_fine-tune_l2sp").value == 0.0
     assert at.selectbox(key="train_set_model").value == "two-tower"
+    # the model settings' help is ModelSettings's own metadata, not a page-side copy
+    from recsys_core.strategies.base import ModelSettings, field_help
+
+    helps = field_help(ModelSettings)
+    assert at.selectbox(key="train_set_model").help == helps["model"]
+    assert at.number_input(key="train_set_dim").help == helps["dim"]
+    assert at.number_input(key="train_set_history_len").help == helps["history_len"]
 
 
 def test_strategies_that_need_a_source_are_disabled_without_one(app, scenario) -> None:

@@ -4,10 +4,9 @@
         --values 10,30,100,all --strategy fine-tune,mapping \\
         --baseline popularity,target-only [--draws 3] [--json]
 
-Wired into the main parser by ``recsys_core.cli.build_parser`` calling
-:func:`add_commands`. The data, split, model and strategy-option flags are the ``run``
-command's and go through the same :func:`recsys_core.cli.build_request`, so a curve
-point is exactly what ``run`` would train.
+The data, split, model and strategy-option flags are the ``run`` command's
+(:mod:`recsys_core.cli.common`) and go through the same :func:`~recsys_core.cli.common.build_request`,
+so a curve point is exactly what ``run`` would train.
 """
 
 from __future__ import annotations
@@ -17,12 +16,22 @@ import math
 import sys
 import time
 
+from recsys_core.cli.common import (
+    ProgressBar,
+    add_data_flags,
+    add_model_flags,
+    add_split_flags,
+    add_strategy_flags,
+    build_request,
+    names,
+)
+
 # Flags of ``run`` that build_request reads but a curve does not offer: left at None.
 _UNUSED_RUN_FLAGS = ("label",)
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``curve`` command to the CLI's subparsers; returns its parser."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``curve`` command to ``transfer-lab``'s subparsers; returns its parser."""
     c = subparsers.add_parser(
         "curve",
         help="what-if curve: gain of transfer over the best baseline as one factor varies",
@@ -33,8 +42,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
             "target-only baseline per segment with a 95% paired bootstrap interval."
         ),
     )
-    from recsys_core.cli import add_data_flags, add_model_flags, add_split_flags, add_strategy_flags
-
     c.add_argument("--config", help="TOML file with the same settings as run (flags win)")
     add_data_flags(c)
     c.add_argument(
@@ -71,10 +78,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_curve, **dict.fromkeys(_UNUSED_RUN_FLAGS))
     return c
-
-
-def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def point_records(df) -> list[dict]:
@@ -119,21 +122,20 @@ def format_curve(df) -> str:
 
 def cmd_curve(args: argparse.Namespace) -> int:
     """Run the curve and print it (text table, or JSON Lines with --json)."""
-    from recsys_core.cli import _Bar, build_request
     from recsys_core.curves import parse_values, what_if_curve
     from recsys_core.pipeline import encode_scenario_text, load_scenario
     from recsys_core.training.callbacks import Callbacks
     from recsys_core.training.device import choose_device
 
     t0 = time.perf_counter()
-    strategies, baselines = _names(args.strategy), _names(args.baseline)
+    strategies, baselines = names(args.strategy), names(args.baseline)
     values = parse_values(args.values)
     # build_request validates names, options and settings exactly as `run` does.
     req_args = argparse.Namespace(**vars(args))
     req_args.strategy = ",".join(dict.fromkeys([*strategies, *baselines]))
     spec, split, history, request = build_request(req_args)
     options = {k: dict(v) for k, v in request.options.items()}
-    bar = _Bar(enabled=not args.quiet)
+    bar = ProgressBar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
     scn = load_scenario(spec, split, history)
     device = choose_device(request.device)

@@ -1,4 +1,5 @@
-"""The TOML config of ``run``, ``curve`` and ``split export``, checked before anything runs.
+"""The TOML config of ``run``, ``curve`` and ``split export``, checked before anything runs
+(:func:`recsys_core.cli.common.load_toml` reads the file and calls :func:`check_config`).
 
 A config file holds the same settings as the flags (see ``transfer-lab run --help``)::
 

@@ -1,14 +1,9 @@
-"""``transfer-lab split export`` and ``transfer-lab evaluate``: the common yardstick.
+"""``transfer-lab evaluate --split DIR --recs FILE``: score any system's recommendations.
 
-* ``split export`` writes the target split of a scenario as plain CSV files with
-  original ids (docs/split_format.md), so another library trains and scores on exactly
-  the split our runs use.
-* ``evaluate --split DIR --recs FILE`` scores any system's recommendation file on such a
-  folder with our metrics, segments and intervals, printed as one JSON object in the
-  shape of ``run --json`` (``--json``) or as a short table; ``--save`` / ``--store``
-  also keeps it as a run (strategy "external") for ``compare`` and the app.
-
-``recsys_core.cli.build_parser`` calls :func:`add_commands` to register both.
+Scores a recommendation file on a split folder (from ``split export``, or train.csv +
+test.csv) with our metrics, segments and intervals, printed as one JSON object in the
+shape of ``run --json`` (``--json``) or as a short table; ``--save`` / ``--store`` also
+keeps it as a run (strategy "external") for ``compare`` and the app.
 """
 
 from __future__ import annotations
@@ -18,31 +13,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys_core.cli import PROCESS_START, seed_int
+from recsys_core.cli.common import PROCESS_START, seed_int
 from recsys_core.errors import DataError
 
 if TYPE_CHECKING:
     from recsys_core.external import ExternalResult
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``split`` (with ``export``) and ``evaluate`` commands to ``transfer-lab``."""
-    s = subparsers.add_parser("split", help="export a scenario's target split as plain CSV files")
-    ssub = s.add_subparsers(dest="split_command", required=True)
-    e = ssub.add_parser(
-        "export",
-        help="write train/valid/test, support sets and cold lists with original ids",
-        description="Write the target split of a scenario as plain CSV files (see docs/split_format.md). "
-        "The split flags are those of 'run': the same flags give the same split.",
-    )
-    e.add_argument("--out", required=True, help="folder to write the split to")
-    e.add_argument("--config", help="TOML file as for 'run' (its scenario and [split] are read)")
-    from recsys_core.cli import add_data_flags, add_split_flags
-
-    add_data_flags(e)
-    add_split_flags(e, seed_help="split seed (as 'run --seed')")
-    e.set_defaults(func=cmd_split_export)
-
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``evaluate`` command to ``transfer-lab``'s subparsers; returns its parser."""
     v = subparsers.add_parser(
         "evaluate",
         help="score a recommendation file (user_id,item_id,rank or score) on a split folder",
@@ -81,39 +60,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print one JSON object, as 'run --json' does"
     )
     v.set_defaults(func=cmd_evaluate)
-
-
-# --------------------------------------------------------------------------- split export
-
-
-def cmd_split_export(args: argparse.Namespace) -> int:
-    from recsys_core.cli import _load_toml, data_settings
-    from recsys_core.data.split_io import export_split
-    from recsys_core.pipeline import load_scenario
-
-    conf = _load_toml(args.config) if args.config else {}
-    spec, split_config, history = data_settings(args, conf)
-    scn = load_scenario(spec, split_config, history)
-    paths = export_split(
-        scn.split, Path(args.out), scenario_name=scn.name, scenario_fingerprint=scn.fingerprint()
-    )
-    s = scn.split
-    print(
-        f"{scn.name}: {s.config.protocol} split written to {Path(args.out)} "
-        f"({len(s.train):,} train, {len(s.valid):,} valid, {len(s.test):,} test rows; "
-        f"{s.n_users:,} users, {s.n_items:,} items)"
-    )
-    print(s.segment_sizes().to_string(index=False))
-    for p in paths:
-        print(f"  {p.name}")
-    return 0
-
-
-# --------------------------------------------------------------------------- evaluate
+    return v
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-
     from recsys_core.data.split_io import folder_fingerprint, import_split, read_split_info
     from recsys_core.external import (
         STRATEGY,

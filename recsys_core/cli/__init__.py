@@ -1,0 +1,86 @@
+"""``transfer-lab``: the same engine as the app, without the app.
+
+One module per command (validate, demo_data, run, runs, compare, split, evaluate,
+curve), each with ``add_parser(subparsers)`` and its ``cmd_*`` function; what they share
+(flags, progress bar, error printing, reading the settings) is in :mod:`.common`, the
+TOML config's checks in :mod:`.config`, and the flags generated from config dataclasses
+in :mod:`.fields`. Command modules import only those, never each other.
+
+Errors in the user's data or settings print one clear paragraph and exit 2; nothing
+prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+
+from recsys_core.cli import (
+    compare,
+    curve,
+    demo_data,
+    evaluate,
+    run,
+    runs,
+    split,
+    validate,
+)
+from recsys_core.cli.common import EXIT_USAGE, build_request, print_error
+from recsys_core.errors import DataError
+
+__all__ = ["EXIT_BROKEN_PIPE", "build_parser", "build_request", "main"]
+
+COMMANDS = (validate, demo_data, run, runs, compare, split, evaluate, curve)
+"""The command modules, in the order ``transfer-lab --help`` lists them."""
+
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a process killed by SIGPIPE (128 + 13): the reader of our
+output (``| head``) stopped reading, which is not an error worth a message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the flag and what is wrong, not 30 lines of usage
+    before it (subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``transfer-lab`` parser with every command's subparser."""
+    p = _Parser(prog="transfer-lab", description="Does transfer learning help a thin domain?")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script ``transfer-lab`` (``recsys_core.cli:main``): the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except DataError as exc:
+        return print_error(str(exc))
+    except ValueError as exc:
+        return print_error(str(exc))
+    except KeyError as exc:  # RunNotFoundError and its kind carry a message, not a key
+        return print_error(str(exc.args[0]) if exc.args else "not found")
+    except KeyboardInterrupt:
+        return print_error("interrupted")
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader closed the pipe: no traceback, and none at exit either (Python flushes
+    stdout at exit, which would fail again), as the Python docs advise for SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    return EXIT_BROKEN_PIPE
