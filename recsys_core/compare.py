@@ -50,6 +50,20 @@ def default_baseline(runs: list[dict]) -> str:
     return runs[0]["run_id"]
 
 
+def default_runs(runs: list[dict], limit: int = 16) -> list[str]:
+    """The runs a comparison starts with: the newest run of each (strategy, label), in
+    the order given (newest first), so every baseline of the suite that exists for this
+    data is in the verdict, not only the last few runs trained (a default of "the 8
+    newest" left popularity and text zero-shot out of the demo's verdict)."""
+    seen, out = set(), []
+    for r in runs:
+        key = (r.get("strategy"), r.get("label"))
+        if key not in seen:
+            seen.add(key)
+            out.append(r["run_id"])
+    return out[:limit]
+
+
 def _paired(per_user: dict, a_id: str, b_id: str, seg: str, col: str, n_boot: int, seed: int):
     """(delta, low, high, p) of run a minus run b on one segment's common users, or None."""
     pa, pb = per_user[a_id], per_user[b_id]
@@ -265,8 +279,8 @@ def verdict_context(table: pd.DataFrame) -> list[str]:
     if missing:
         names = ", ".join(STRATEGIES[n].name for n in missing)
         out.append(
-            f"Not trained: {names}. A gain may not survive a stronger baseline; train the "
-            "baseline suite (the default) on the same split."
+            f"Not in this comparison: {names}. A gain may not survive a stronger baseline: "
+            "add their runs, or train the baseline suite (the default) on the same split."
         )
     n = table.attrs.get("family_size", int(table["seg_p"].notna().sum()))
     n_seg = table.loc[table["seg_p"].notna(), "segment"].nunique()

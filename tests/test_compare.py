@@ -84,7 +84,7 @@ def test_verdict_names_the_best_baseline_per_segment_and_the_family():
     assert f"popularity ({p:.4f}) is better than every transfer strategy" in lines[1].text
     ctx = verdict_context(t)
     assert ctx[0] == "Measured against: popularity, ease."
-    assert "Not trained: text-zero-shot, target-only, item-knn, ials" in ctx[1]
+    assert "Not in this comparison: text-zero-shot, target-only, item-knn, ials" in ctx[1]
 
 
 def test_no_relative_change_against_a_near_zero_baseline():
@@ -164,3 +164,16 @@ def test_auc_pairs_skip_users_without_a_value():
     t = compare_runs(store, ["e", "f"])
     row = t[t["run_id"] == "f"].iloc[0]
     assert row["delta"] == pytest.approx(((0.9 - 0.5) + (0.8 - 0.4)) / 2)  # users 0 and 3
+
+
+def test_default_runs_take_the_newest_of_each_strategy_and_label():
+    from recsys_core.compare import default_runs
+
+    runs = [
+        {"run_id": "f2", "strategy": "fine-tune", "label": None},
+        {"run_id": "f1", "strategy": "fine-tune", "label": None},
+        {"run_id": "g", "strategy": "fine-tune", "label": "l2sp=0.1"},
+        *({"run_id": f"b{i}", "strategy": s, "label": None} for i, s in enumerate(
+            ["popularity", "item-knn", "ease", "ials", "text-zero-shot", "target-only"])),
+    ]  # fmt: skip
+    assert default_runs(runs) == ["f2", "g", "b0", "b1", "b2", "b3", "b4", "b5"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from recsys_core.compare import default_runs
 from recsys_core.io_utils import csv_for_spreadsheets
 from recsys_core.report import comparison_view, report_provenance
 from ui import charts, state
@@ -86,7 +87,7 @@ def pick_runs(store):
     new_id = external_box(store, pool, chosen, fp)
     if new_id is not None:
         # Select the new run beside the ones already chosen (set before the widget exists).
-        current = st.session_state.get("compare_runs") or list(rs["run_id"])[:8]
+        current = st.session_state.get("compare_runs") or default_runs(rs.to_dict("records"))
         st.session_state["compare_runs"] = [*current, new_id]
         st.rerun()
     records = rs.to_dict("records")
@@ -94,7 +95,7 @@ def pick_runs(store):
     ids = st.multiselect(
         "runs",
         list(rs["run_id"]),
-        default=list(rs["run_id"])[:8],
+        default=default_runs(records),
         format_func=lambda r: f"{names[r]}  ({r})",
         key="compare_runs",
     )
