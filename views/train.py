@@ -84,7 +84,9 @@ def suite_panel(scn) -> bool:
     from recsys_core.pipeline import typical_seconds
     from recsys_core.strategies.registry import suite_names
 
-    names = [n for n in suite_names(has_text(scn)) if availability(n, scn) is None]
+    every = [n for n in suite_names(has_text(scn)) if availability(n, scn) is None]
+    # the ones the checkboxes below do not already pick (they keep their state)
+    names = [n for n in every if not st.session_state.get(f"train_pick_{n}")]
     seed("train_suite", True)
     on = st.checkbox(
         "**strong baselines (recommended)**",
@@ -96,12 +98,15 @@ def suite_panel(scn) -> bool:
     secs = typical_seconds(state.store(), names)
     known = [s for s in secs.values() if s is not None]
     eta = f", about {sum(known) / 60:.0f} min on this machine" if known else ""
-    st.caption(
-        ("Adds " if on else "Off: the verdict may lack ")
-        + ", ".join(names)
-        + (eta if on else "")
-        + "."
-    )
+    if not names:
+        st.caption("Every suite baseline is picked below.")
+    else:
+        st.caption(
+            ("With a transfer strategy, adds " if on else "Off: the verdict may lack ")
+            + ", ".join(names)
+            + (eta if on else "")
+            + "; a run the store already has for this data is reused."
+        )
     return on
 
 
@@ -367,8 +372,18 @@ else:
     picked, options, suite = strategy_picker(scn)
     device_info = state.jobs().device_info()
     settings_values, device, n_boot, label = settings_panel(device_info)
+    n_suite = (
+        sum(
+            1
+            for n, c in STRATEGIES.items()
+            if c.in_suite and n not in picked and availability(n, scn) is None
+        )
+        if suite and any(STRATEGIES[n].kind == "transfer" for n in picked)
+        else 0
+    )
     go = st.button(
-        f"Train {len(picked)} strateg{'y' if len(picked) == 1 else 'ies'}",
+        f"Train {len(picked)} strateg{'y' if len(picked) == 1 else 'ies'}"
+        + (f" + up to {n_suite} suite baselines" if n_suite else ""),
         type="primary",
         disabled=not picked,
         key="train_go",

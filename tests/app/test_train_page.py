@@ -35,7 +35,8 @@ def test_strategies_are_listed_with_their_summary_and_availability(loaded_app) -
         "target-only",
         "fine-tune",
     ]
-    assert at.button(key="train_go").label == "Train 3 strategies"
+    # fine-tune is a transfer strategy: the suite adds the baselines not picked
+    assert at.button(key="train_go").label == "Train 3 strategies + up to 4 suite baselines"
     # fine-tune's options, prefilled with the config defaults, help from the field docs.
     freeze = at.selectbox(key="train_opt_fine-tune_freeze")
     assert freeze.value == "none" and freeze.options == ["none", "text", "items", "text+items"]
