@@ -13,7 +13,6 @@ import pytest
 from recsys_core.data.scenario import build_scenario
 from recsys_core.data.split_io import (
     ImportedSplitScenario,
-    _rebuild,
     export_split,
     folder_fingerprint,
     import_split,
@@ -21,6 +20,7 @@ from recsys_core.data.split_io import (
     scenario_with_split_folder,
     split_fingerprint,
 )
+from recsys_core.data.split_io.scenario import _rebuild
 from recsys_core.data.split_types import Split, SplitConfig
 from recsys_core.errors import DataError
 from tests.toy import toy_pair
