@@ -535,162 +535,30 @@ def _with_cold_catalogue(
     return EvalResult(summary=summary, per_user=per_user, topk=result.topk, config=config)
 
 
-def recommendations_to_topk(recs: pd.DataFrame, k_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Long-format recommendations -> (users, items) top-K arrays.
+# Moved out, re-exported here (their old import path). Imported last: both modules import
+# from this one, which is complete by now.
+from recsys_core.evaluation.recommendations import (  # noqa: E402
+    evaluate_recommendations,
+    recommendations_to_topk,
+)
+from recsys_core.evaluation.validation import ValidationSet, validation_metric  # noqa: E402
 
-    Args:
-        recs: DataFrame with columns ``user``, ``item`` (int indices into the split's
-            maps; decode original ids with ``IdMap.encode`` first) and ``rank`` (1 = best;
-            only the order matters). One row per recommended (user, item).
-        k_max: list length kept per user (longer lists are cut, shorter ones padded -1).
-
-    Returns:
-        (users int64 (n,), items int64 (n, k_max)), users sorted ascending.
-    """
-    missing = {"user", "item", "rank"} - set(recs.columns)
-    if missing:
-        raise ValueError(
-            f"recommendations need columns user, item, rank; missing {sorted(missing)}"
-        )
-    if k_max < 1:
-        raise ValueError(f"k_max must be >= 1, got {k_max}")
-    r = recs[["user", "item", "rank"]]
-    if r.isna().any().any():
-        raise ValueError("recommendations contain empty user, item or rank values")
-    if r.duplicated(["user", "item"]).any():
-        raise ValueError("recommendations list the same (user, item) twice; keep one rank per pair")
-    if (r["item"] < 0).any() or (r["user"] < 0).any():
-        raise ValueError("recommendations hold negative (unknown) user or item indices")
-    r = r.sort_values(["user", "rank", "item"], kind="stable")
-    u = r["user"].to_numpy(dtype=np.int64)
-    it = r["item"].to_numpy(dtype=np.int64)
-    users, start, counts = np.unique(u, return_index=True, return_counts=True)
-    pos = np.arange(len(u)) - np.repeat(start, counts)
-    keep = pos < k_max
-    items = np.full((len(users), k_max), -1, dtype=np.int64)
-    items[np.repeat(np.arange(len(users)), counts)[keep], pos[keep]] = it[keep]
-    return users, items
-
-
-def evaluate_recommendations(
-    recs: pd.DataFrame,
-    split: Split,
-    config: EvalConfig | None = None,
-    cold_k: int | None = None,
-) -> EvalResult:
-    """Score an external recommendation list (user, item, rank) like a model.
-
-    The list is used as the warm ranking and as the cold ranking at support size
-    ``cold_k`` (default: the largest K in the split; an external system sees one history
-    per user). Users without a list count with zeros.
-    """
-    config = config or EvalConfig()
-    if cold_k is not None and cold_k not in split.support:
-        raise ValueError(f"cold_k must be one of the split's support sizes {sorted(split.support)}")
-    ranked = recommendations_to_topk(recs, config.k_max)
-    if ranked[1].size and ranked[1].max() >= split.n_items:
-        raise ValueError(
-            f"recommendations hold item index {int(ranked[1].max())} but the catalogue has "
-            f"{split.n_items} items"
-        )
-    rankings = {WARM_RANKING: ranked}
-    if split.support:
-        k = max(split.support) if cold_k is None else cold_k
-        rankings[f"cold_k{k}"] = ranked
-    return evaluate_topk(rankings, split, config)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-class ValidationSet:
-    """The validation rows of a split, indexed once, to score a model against many times.
-
-    Early stopping calls the check after every epoch (77 times for BPR on ML-100K):
-    building the users' train and valid matrices once instead of at each call saves a
-    third of every check. ``ValidationSet(split)(scorer)`` equals
-    :func:`validation_metric` with the same arguments.
-    """
-
-    def __init__(
-        self,
-        split: Split,
-        metric: str = "ndcg",
-        k: int = 10,
-        batch_size: int = 1024,
-        device: str = "cpu",
-        max_users: int | None = None,
-        seed: int = 0,
-        rows: str = "all",
-    ) -> None:
-        """``rows``: "all" the validation rows, or "warm-items" only those whose item has
-        training interactions (early stopping: it tunes how the model learns from
-        interactions, while the validation cold items judge how new items are scored)."""
-        if rows not in ("all", "warm-items"):
-            raise ValueError(f"rows must be 'all' or 'warm-items', got {rows!r}")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if max_users is not None and max_users < 1:
-            raise ValueError(f"max_users must be >= 1 or None, got {max_users}")
-        self.metric, self.k, self.batch_size = metric, k, batch_size
-        self.device = choose_device(device)
-        valid = split.valid
-        if rows == "warm-items" and len(valid):
-            valid = valid[split.trained_items()[valid["item"].to_numpy(np.int64)]]
-        users = np.unique(valid["user"].to_numpy(dtype=np.int64))
-        if max_users is not None and max_users < len(users):
-            rng = np.random.default_rng(seed)
-            users = np.sort(rng.choice(users, size=max_users, replace=False))
-        self.users = users
-        self.history = rows_csr([split.train], users, split.n_items)
-        self.truth = rows_csr([valid], users, split.n_items)
-
-    def __call__(self, scorer: Scorer) -> float:
-        """Mean ``metric@k`` of ``scorer`` over the validation users (NaN if none)."""
-        if len(self.users) == 0:
-            return float("nan")
-        lists = topk_full_ranking(
-            scorer,
-            self.users,
-            self.history,
-            self.history,
-            self.k,
-            batch_size=self.batch_size,
-            device=self.device,
-        )
-        pu = ranking_metrics(lists, self.truth, (self.k,), users=self.users)
-        return float(pu[metric_column(self.metric, self.k)].mean()) if len(pu) else float("nan")
-
-
-def validation_metric(
-    scorer: Scorer,
-    split: Split,
-    metric: str = "ndcg",
-    k: int = 10,
-    batch_size: int = 1024,
-    device: str = "cpu",
-    max_users: int | None = None,
-    seed: int = 0,
-) -> float:
-    """Mean ``metric@k`` on the validation rows, for early stopping and model selection.
-
-    Warm users with valid rows are ranked with history = excluded items = their train
-    items, and scored against their valid items. ``split.test`` is never read.
-
-    Args:
-        scorer: the model being trained.
-        split: the split (train and valid are read).
-        metric: one of recall, ndcg, hit, mrr, precision.
-        k: cut-off.
-        batch_size: users scored at once.
-        device: where ranking runs.
-        max_users: if set, a seeded random sample of that many validation users (faster
-            checks during training; the same users at every call with the same seed).
-        seed: seed of the user sample.
-
-    Returns:
-        The mean over the (sampled) validation users; NaN if there are none.
-    """
-    return ValidationSet(split, metric, k, batch_size, device, max_users, seed)(scorer)
+__all__ = [
+    "BEYOND_ACCURACY",
+    "SUMMARY_COLUMNS",
+    "WARM_RANKING",
+    "EvalConfig",
+    "EvalResult",
+    "RankingTask",
+    "Scorer",
+    "ValidationSet",
+    "evaluate",
+    "evaluate_recommendations",
+    "evaluate_topk",
+    "ranking_tasks",
+    "recommendations_to_topk",
+    "rows_csr",
+    "segment_users",
+    "topk_full_ranking",
+    "validation_metric",
+]
