@@ -219,7 +219,7 @@ def umap_block(groups, cache: str, have_umap: bool) -> None:
         ):  # fmt: skip
             from recsys_core.embeddings.projection import project_2d
 
-            def fit(groups=groups) -> None:
+            def fit(task, groups=groups) -> None:
                 for X in groups:
                     project_2d(X, "umap", cache)
 

@@ -1,8 +1,9 @@
 """Train: pick strategies and options, queue background jobs, watch them live, cancel.
 
-The page never trains: it builds a RunRequest and hands it to the session's JobManager,
-whose worker thread writes progress to the run store; the live panel polls the store.
-Widget keys start with ``train_``.
+The page never trains: it builds a RunRequest and hands it to the browser user's
+JobManager (the same one after a reload or in a second tab: ``ui.state``), whose worker
+thread writes progress to the run store; the live panel polls the store. Widget keys
+start with ``train_``.
 """
 
 from __future__ import annotations
@@ -182,7 +183,10 @@ def submit(requests) -> None:
         except Exception as exc:
             show_error(exc, "the job could not be queued")
             return
-    state.flash("success", f"Queued {n} run(s). They keep running if you switch pages.")
+    state.flash(
+        "success",
+        f"Queued {n} run(s). They keep running if you switch pages or reload this one.",
+    )
     st.rerun()
 
 
@@ -335,7 +339,10 @@ def jobs_panel() -> None:
         now_busy = jm.busy()
         st.subheader("Queue and progress")
         if not jobs:
-            st.caption("No jobs in this session yet. Jobs run one after another in the background.")
+            st.caption(
+                "No jobs yet. Jobs run one after another in the background and stay here "
+                "when you switch pages or reload."
+            )
             return
         store = state.store()
         for job in jobs:
@@ -344,14 +351,16 @@ def jobs_panel() -> None:
                 c[0].markdown(
                     f"**{job.label}**  \n:gray[{job.job_id} · {len(job.run_ids)} run(s) · {job.state}]"
                 )
-                if job.active and c[1].button(
-                    "Cancel",
-                    key=f"train_cancel_{job.job_id}",
-                    icon=":material/stop_circle:",
-                    width="stretch",
-                ):
-                    jm.cancel(job.job_id)
-                    st.rerun(scope="fragment")
+                if job.active:
+                    # on_click: the cancel happens before the rerun that draws the result
+                    c[1].button(
+                        "Cancel",
+                        key=f"train_cancel_{job.job_id}",
+                        icon=":material/stop_circle:",
+                        width="stretch",
+                        on_click=jm.cancel,
+                        args=(job.job_id,),
+                    )
                 for rid in job.run_ids:
                     run_row(store, rid)
         if any(j.state == "done" for j in jobs):

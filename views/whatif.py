@@ -163,7 +163,7 @@ def start(scn, cfg, strategies, baselines, settings, device, files) -> None:
     cancel_flag = files.cancel
     t0 = time.time()
 
-    def compute():
+    def compute(task):
         from recsys_core.pipeline import encode_scenario_text
         from recsys_core.training.device import choose_device
 

@@ -21,7 +21,7 @@ def test_without_data_the_page_says_so(app) -> None:
     open_train(app)
     assert any("No data loaded yet" in t for t in texts(app, "markdown"))
     assert not [b for b in app.button if b.key == "train_go"]
-    assert any("No jobs in this session yet" in c for c in texts(app, "caption"))
+    assert any(c.startswith("No jobs yet") for c in texts(app, "caption"))
 
 
 def test_strategies_are_listed_with_their_summary_and_availability(loaded_app) -> None:
@@ -151,3 +151,55 @@ def test_what_if_grid_queues_one_run_per_value_and_cancel_works(loaded_app, monk
     assert store.get_run(jobs[1].run_ids[0])["status"] == "queued"
     for j in jobs[1:]:
         jm.cancel(j.job_id)
+
+
+def test_jobs_belong_to_the_browser_user_and_survive_a_reload(env_dirs, scenario) -> None:
+    """A reload is a new session with the same ``?user=`` in the URL: it finds the
+    queue and can cancel; another user finds nothing. The owner is on the runs."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import APP, quick_request
+
+    scn, spec, split = scenario
+    first = AppTest.from_file(APP, default_timeout=60)
+    first.run()
+    owner = first.session_state[state.OWNER]
+    assert first.query_params[state.OWNER_PARAM] == owner  # written to the URL
+    jm: JobManager = first.session_state[state.JOBS]
+    assert jm is state.job_registry().manager(owner) and jm.owner == owner
+    jm._ensure_worker = lambda: None  # keep the job queued: nothing trains
+    job = jm.submit(spec, split, "before-target", quick_request("popularity"), env_dirs[0],
+                    scenario=scn)  # fmt: skip
+    store = RunStore(env_dirs[0])
+    run_id = jm.get(job).run_ids[0]
+    assert store.get_run(run_id)["owner"] == owner
+    assert store.list_runs(owner=owner)["run_id"].tolist() == [run_id]
+
+    # F5: a new session, same URL. No scenario any more, but the job, its run and Cancel.
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params[state.OWNER_PARAM] = owner
+    again.run()
+    again.switch_page("views/train.py").run()
+    assert not again.exception, [e.message for e in again.exception]
+    assert again.session_state[state.OWNER] == owner
+    assert any("No data loaded yet" in t for t in texts(again, "markdown"))
+    assert any("**popularity**" in m for m in texts(again, "markdown"))
+    assert any(p.proto.text == "waiting for its turn" for p in again.get("progress"))
+    again.button(key=f"train_cancel_{job}").click().run()
+    assert jm.get(job).state == "cancelled"
+    assert store.get_run(run_id)["status"] == "cancelled"
+    assert not [b for b in again.button if b.key == f"train_cancel_{job}"]
+
+    # Another browser (no token, or a different one) sees none of it.
+    other = AppTest.from_file(APP, default_timeout=60)
+    other.query_params[state.OWNER_PARAM] = "someone-else-entirely"
+    other.run()
+    other.switch_page("views/train.py").run()
+    assert other.session_state[state.OWNER] == "someone-else-entirely"
+    assert any(c.startswith("No jobs yet") for c in texts(other, "caption"))
+    # A malformed token is replaced, never used as a key.
+    bad = AppTest.from_file(APP, default_timeout=60)
+    bad.query_params[state.OWNER_PARAM] = "../../etc"
+    bad.run()
+    assert bad.session_state[state.OWNER] != "../../etc"
+    assert bad.query_params[state.OWNER_PARAM] == bad.session_state[state.OWNER]
