@@ -26,6 +26,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.progress import duration, time_left
 from ui.text import md_escape
 
 MODEL_HELP = {
@@ -262,7 +263,12 @@ def grid_panel(scn, settings_values, options, device, n_boot) -> None:
 
 
 def progress_text(p: dict) -> str:
-    parts = [str(p.get("stage") or "starting…")]
+    """One line for a run's latest heartbeat: stage, epoch, loss, time and time left
+    (an upper bound while training: early stopping may end it sooner)."""
+    stage = str(p.get("stage") or "starting…")
+    parts = [stage]
+    if stage == "encode text" and not p.get("fraction"):
+        parts.append("loading the text model")
     if p.get("epochs"):
         parts.append(f"epoch {p.get('epoch', 0)}/{p['epochs']}")
     if p.get("loss") is not None:
@@ -270,7 +276,10 @@ def progress_text(p: dict) -> str:
     if p.get("val_metric") is not None:
         parts.append(f"val NDCG@10 {p['val_metric']:.4f}")
     if p.get("seconds"):
-        parts.append(f"{p['seconds']:.0f}s")
+        parts.append(duration(p["seconds"]))
+    left = time_left(p.get("seconds"), p.get("fraction"), at_most=bool(p.get("epochs")))
+    if left:
+        parts.append(left)
     return " · ".join(parts)
 
 

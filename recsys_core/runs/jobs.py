@@ -19,9 +19,10 @@ Lifecycle of one job (:meth:`JobManager.submit`):
    one it already holds) and one run per strategy is created in the store with status
    "queued", so a what-if grid shows as a queue before anything trains. If the data
    cannot be loaded, the runs are created and marked failed with the loader's message.
-2. In the worker thread, when the job's turn comes: the item text is encoded (only when
-   a requested strategy reads it; cached on disk by the engine), then
-   :func:`recsys_core.pipeline.run_strategies` trains, evaluates and stores each run.
+2. In the worker thread, when the job's turn comes,
+   :func:`recsys_core.pipeline.run_strategies` trains, evaluates and stores each run;
+   the item text is encoded (cached on disk by the engine) as a step of the first run
+   that reads it, which shows its progress and is charged its seconds.
 3. :meth:`JobManager.cancel` sets the job's event, which the engine polls through
    ``Callbacks.should_cancel``; a queued job is cancelled before it starts.
 
@@ -445,9 +446,8 @@ class JobManager:
                 self._set(job, finished_at=time.time())
             return
         try:
-            from recsys_core.pipeline import encode_scenario_text, run_strategies
+            from recsys_core.pipeline import run_strategies
             from recsys_core.training.callbacks import Callbacks, Cancelled
-            from recsys_core.training.device import choose_device
         except Exception as exc:  # a broken installation: say so on every run
             self._fail_job(
                 job, store, f"the engine could not be loaded ({type(exc).__name__}: {exc})"
@@ -457,27 +457,16 @@ class JobManager:
         should_cancel = job.cancel_event.is_set
         request, scn = job.request, job.scenario
         try:
-            text = None
-            if needs_text(request):
-                self._set(job, phase="encode text")
-                first = job.run_ids[0]
-                store.set_status(first, "running")
-
-                def on_encode(ev, _id=first) -> None:
-                    store.heartbeat(_id, ev.to_dict())
-
-                device = str(choose_device(request.device))
-                text = encode_scenario_text(
-                    scn, device, Callbacks(on_progress=on_encode, should_cancel=should_cancel)
-                )
             self._set(job, phase="train")
+            # The item text is encoded by the pipeline inside the first run that reads
+            # it (its own step, with progress, charged to that run), not up front.
             outcomes = run_strategies(
                 scn,
                 request,
                 store,
-                text=text,
                 callbacks=Callbacks(should_cancel=should_cancel, log=lambda line: log.info(line)),
                 run_ids=list(job.run_ids),
+                encode_text=needs_text(request),
             )
         except Cancelled:
             self._mark_open_runs(job, "cancelled", self._why_cancelled(), store)

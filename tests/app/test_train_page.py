@@ -203,3 +203,48 @@ def test_jobs_belong_to_the_browser_user_and_survive_a_reload(env_dirs, scenario
     bad.run()
     assert bad.session_state[state.OWNER] != "../../etc"
     assert bad.query_params[state.OWNER_PARAM] == bad.session_state[state.OWNER]
+
+
+def test_live_panel_shows_each_step_with_time_left(loaded_app, monkeypatch) -> None:
+    """Text encoding is a step with its own bar and an estimate; training says "at most"
+    (early stopping may end it sooner); loading the text model says so."""
+    from ui.progress import duration, time_left
+
+    at = loaded_app
+    jm = JobManager("test")
+    monkeypatch.setattr(jm, "_ensure_worker", lambda: None)
+    at.session_state[state.JOBS] = jm
+    open_train(at)
+    at.checkbox(key="train_pick_popularity").uncheck()
+    at.checkbox(key="train_pick_fine-tune").uncheck()
+    at.run()
+    at.button(key="train_go").click().run()
+    (job,) = jm.jobs()
+    (rid,) = job.run_ids
+    store = RunStore(at.session_state[state.STORE_ROOT])
+    store.set_status(rid, "running")
+
+    def bar_text() -> tuple[float, str]:
+        at.run()
+        (bar,) = [p for p in at.get("progress") if p.proto.text != "waiting for its turn"]
+        return bar.proto.value, bar.proto.text
+
+    store.heartbeat(rid, {"stage": "encode text", "fraction": 0.0, "seconds": 0.0})
+    assert bar_text() == (0, "encode text · loading the text model")
+    store.heartbeat(rid, {"stage": "encode text", "fraction": 0.25, "seconds": 30.0})
+    assert bar_text() == (25, "encode text · 30 s · about 1.5 min left")
+    store.heartbeat(
+        rid,
+        {"stage": "pretrain source", "epoch": 1, "epochs": 3, "loss": 0.5, "seconds": 100.0,
+         "fraction": 0.5},
+    )  # fmt: skip
+    assert bar_text() == (
+        50,
+        "pretrain source · epoch 1/3 · loss 0.5000 · 1.7 min · at most 1.7 min left",
+    )
+    jm.cancel(job.job_id)
+    # the wording itself
+    assert [duration(s) for s in (12, 150, 900, 4000)] == ["12 s", "2.5 min", "15 min", "1 h 6 min"]
+    assert (
+        time_left(0.5, 0.5) is None and time_left(10, None) is None and time_left(10, 1.0) is None
+    )
