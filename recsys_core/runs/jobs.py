@@ -621,6 +621,16 @@ class JobManager:
             t = self._tasks.get(key)
             return t is not None and t["cancel"].is_set()
 
+    def task_keys(self, prefix: str = "", state: str | None = None) -> list[str]:
+        """Keys of this manager's side tasks starting with ``prefix`` (in any state, or
+        in ``state``), oldest first: what a reloaded page can find again."""
+        with self._lock:
+            return [
+                k
+                for k, t in self._tasks.items()
+                if k.startswith(prefix) and (state is None or t["state"] == state)
+            ]
+
     def discard_task(self, key: str) -> None:
         """Forget a side task that is no longer running (so it may be started afresh)."""
         with self._lock:
