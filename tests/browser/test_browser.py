@@ -265,6 +265,17 @@ def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser
     idle(page)
     shot(page, "07_embeddings")
 
+    # UMAP in the background: its progress over the PCA map, then the UMAP map appears
+    # by itself (a fragment polls the task; nobody clicks).
+    page.get_by_role("button", name="Compute UMAP").click()
+    page.locator("[data-testid='stProgress']", has_text="UMAP:").first.wait_for()
+    assert page.get_by_text("PCA of").first.is_visible()
+    shot(page, "07b_embeddings_umap_running")
+    page.get_by_text("UMAP of").first.wait_for(timeout=300_000)
+    idle(page)
+    assert page.locator("[data-testid='stProgress']", has_text="UMAP:").count() == 0
+    shot(page, "07c_embeddings_umap_done")
+
     # Users: a warm user's lists side by side.
     goto(page, "Users")
     page.get_by_text("hit(s) in the top").first.wait_for(timeout=60_000)
