@@ -40,10 +40,13 @@ DEFAULT_VALUES = {
     "warm_users": "30, 100, all",
     "source_interactions": "0, 10, all",
 }
-"""Three values and one draw: a first curve in a few minutes on a laptop's CPU (fusion
-against EASE on the ML-1M -> ML-100K demo); more values and draws when it is worth it."""
-DEFAULT_TRANSFER = ("fusion", "fine-tune", "mapping", "adapt", "distill")
-"""The first of these that can run on the scenario is pre-selected (cheapest first)."""
+"""Three values and one draw: a first curve in a few minutes on a 2-core CPU. Measured
+on the ML-1M -> ML-100K demo against EASE, one draw at 30, 300 and all warm users:
+fine-tune 6.1 min, fusion 5.6 min, with the machine shared (load 5-7); 100 instead of
+300 is quicker. More values and draws when the first look is worth it."""
+DEFAULT_TRANSFER = ("fine-tune", "fusion", "mapping", "adapt", "distill")
+"""The first of these that can run on the scenario is pre-selected (adapt and distill
+train several models per fit)."""
 METRICS = {"ndcg": "NDCG", "recall": "Recall", "hit": "Hit rate", "mrr": "MRR"}
 TARGET_MODELS = {
     "ease": "EASE (closed form)",

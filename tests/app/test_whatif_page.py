@@ -128,11 +128,10 @@ def test_no_scenario_points_to_the_data_page(app) -> None:
 def test_defaults_and_bad_values(loaded_app) -> None:
     at = open_whatif(loaded_app)
     assert at.radio(key="whatif_factor").value == "warm_users"
-    # a first curve in a few minutes: three values, one draw, the cheapest transfer
-    # strategy that can run (fusion: no source pre-training) against EASE
+    # a first curve in a few minutes: three values, one draw, fine-tune against EASE
     assert at.text_input(key="whatif_values_warm_users").value == "30, 100, all"
     assert at.number_input(key="whatif_draws").value == 1
-    assert at.multiselect(key="whatif_strategies").value == ["fusion"]
+    assert at.multiselect(key="whatif_strategies").value == ["fine-tune"]
     assert at.multiselect(key="whatif_baselines").value == ["popularity", "target-only"]
     assert at.selectbox(key="whatif_model").value == "ease"
     at.radio(key="whatif_factor").set_value("source_interactions").run()
