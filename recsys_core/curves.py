@@ -611,14 +611,14 @@ class CurveEstimate:
         fits: fits the curve makes (values x draws x distinct names).
         per_fit: name -> median seconds of that strategy's finished runs in the store
             (a full run: fitting plus a bootstrapped evaluation), None when it has none.
-        seconds: the sum over names of per_fit x values x draws, or None when some
-            name has no run to go by (``missing``).
+        seconds: the sum over the names with a figure of per_fit x values x draws (the
+            whole estimate when ``missing`` is empty, a lower bound otherwise).
         missing: names never trained with this store.
     """
 
     fits: int
     per_fit: dict[str, float | None]
-    seconds: float | None
+    seconds: float
     missing: tuple[str, ...]
 
 
@@ -637,7 +637,7 @@ def estimate_curve_seconds(
     per_fit = typical_seconds(store, names)
     missing = tuple(n for n in names if per_fit[n] is None)
     each = n_values * draws
-    total = None if missing else float(sum(per_fit[n] * each for n in names))  # type: ignore[operator]
+    total = float(sum(s * each for s in per_fit.values() if s is not None))
     return CurveEstimate(len(names) * each, per_fit, total, missing)
 
 

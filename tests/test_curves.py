@@ -351,5 +351,9 @@ def test_the_estimate_is_the_typical_run_times_the_fits(tmp_path):
     assert est.per_fit == {"popularity": 2.0, "fine-tune": 400.0}  # medians
     assert est.seconds == pytest.approx(6 * 2.0 + 6 * 400.0)
     unknown = estimate_curve_seconds(store, ["fusion"], ["popularity"], n_values=3, draws=1)
-    assert unknown.seconds is None and unknown.missing == ("fusion",)
-    assert unknown.per_fit["popularity"] == 2.0
+    assert unknown.missing == ("fusion",) and unknown.per_fit["popularity"] == 2.0
+    assert unknown.seconds == 6.0  # what is known: a lower bound
+    # one-off steps of a run (text encoded once, data loaded once) are not counted again
+    rid = store.create_run("fusion", "s", {}, "fp")
+    store.finish(rid, [], {"encode_text": 50.0, "load": 5.0, "fit": 20.0, "total": 75.0})
+    assert estimate_curve_seconds(store, ["fusion"], [], 1, 1).per_fit == {"fusion": 20.0}

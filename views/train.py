@@ -391,6 +391,8 @@ show_flash()
 scn = state.scenario()
 if scn is None:
     empty_state("No data loaded yet", "data", "Load a demo or your files on the Data page")
+    if state.jobs().jobs():
+        st.caption("Your jobs are below: they kept running. Load the data again to queue more.")
 else:
     st.markdown(
         f"Training on **{md_escape(scn.name)}** · {scn.n_target_users:,} target users · {scn.n_target_items:,} target items"

@@ -36,17 +36,18 @@ FACTORS = {
     "warm_users": "warm target users",
     "source_interactions": "source interactions per cold user",
 }
+# Three values and one draw: a first curve in a few minutes on a 2-core CPU. Measured on
+# the ML-1M -> ML-100K demo against EASE, one draw at 30, 300 and all warm users:
+# fine-tune 6.1 min, fusion 5.6 min, with the machine shared (load 5-7); 100 instead of
+# 300 is quicker. More values and draws when the first look is worth it. (Comments, not
+# docstrings: Streamlit's magic would print a bare string in a page script.)
 DEFAULT_VALUES = {
     "warm_users": "30, 100, all",
     "source_interactions": "0, 10, all",
 }
-"""Three values and one draw: a first curve in a few minutes on a 2-core CPU. Measured
-on the ML-1M -> ML-100K demo against EASE, one draw at 30, 300 and all warm users:
-fine-tune 6.1 min, fusion 5.6 min, with the machine shared (load 5-7); 100 instead of
-300 is quicker. More values and draws when the first look is worth it."""
+# The first of these that can run on the scenario is pre-selected (adapt and distill
+# train several models per fit).
 DEFAULT_TRANSFER = ("fine-tune", "fusion", "mapping", "adapt", "distill")
-"""The first of these that can run on the scenario is pre-selected (adapt and distill
-train several models per fit)."""
 METRICS = {"ndcg": "NDCG", "recall": "Recall", "hit": "Hit rate", "mrr": "MRR"}
 TARGET_MODELS = {
     "ease": "EASE (closed form)",
@@ -300,22 +301,26 @@ def progress_block(key: str, estimate_s: float | None) -> None:
 
 
 def estimate_line(est, n_values: int, draws: int) -> str:
-    """ "about 4 min on this machine" with the fits behind it, or why there is none."""
+    """ "About 4 min on this machine" with the fits behind it; "at least" when some
+    strategy was never trained with this store (no figure is made up for it)."""
     parts = [
         f"{n}: {duration(s)} × {n_values * draws}" for n, s in est.per_fit.items() if s is not None
     ]
-    if est.seconds is not None:
+    basis = (
+        f"from the median run of each strategy in the run store ({', '.join(parts)}); "
+        "fits on fewer warm users are quicker"
+    )
+    if not est.missing:
+        return f"About **{duration(est.seconds)}** on this machine, {basis}."
+    never = ", ".join(f"**{n}**" for n in est.missing)
+    if not parts:
         return (
-            f"About **{duration(est.seconds)}** on this machine, from the median full run of "
-            f"each strategy in the run store ({', '.join(parts)}); fits on fewer warm users "
-            "are quicker."
+            f"No time estimate yet: {never} never trained with this run store (train them "
+            "once on the Train page to get one)."
         )
     return (
-        "No time estimate yet: "
-        + ", ".join(f"**{n}**" for n in est.missing)
-        + " never trained with this run store (train it once on the Train page to get one)"
-        + (f"; known: {', '.join(parts)}" if parts else "")
-        + "."
+        f"At least **{duration(est.seconds)}** on this machine, {basis}; {never} never "
+        "trained with this run store, so not counted."
     )
 
 
@@ -410,7 +415,7 @@ else:
             f"strategies) on **{md_escape(scn.name)}**"
         )
         if task == "running":
-            progress_block(key, est.seconds)
+            progress_block(key, None if est.missing else est.seconds)
         else:
             if task == "failed":
                 st.error(f"The curve could not be computed: {err}", icon=":material/error:")

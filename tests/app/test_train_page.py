@@ -183,6 +183,9 @@ def test_jobs_belong_to_the_browser_user_and_survive_a_reload(env_dirs, scenario
     assert not again.exception, [e.message for e in again.exception]
     assert again.session_state[state.OWNER] == owner
     assert any("No data loaded yet" in t for t in texts(again, "markdown"))
+    assert any(
+        c.startswith("Your jobs are below: they kept running") for c in texts(again, "caption")
+    )
     assert any("**popularity**" in m for m in texts(again, "markdown"))
     assert any(p.proto.text == "waiting for its turn" for p in again.get("progress"))
     again.button(key=f"train_cancel_{job}").click().run()

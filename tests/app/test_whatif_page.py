@@ -223,10 +223,12 @@ def test_a_time_estimate_is_given_before_starting(loaded_app, finished_runs) -> 
     cap = next(c for c in texts(at, "caption") if "12 fits (2 values × 2 draws" in c)
     assert f"About **{duration(total)}** on this machine" in cap
     assert f"fine-tune: {duration(typical['fine-tune'])} × 4" in cap
-    # a strategy never trained with this store: no figure made up
+    # a strategy never trained with this store: no figure made up for it
     at.multiselect(key="whatif_strategies").set_value(["adapt"]).run()
     cap = next(c for c in texts(at, "caption") if "fits (" in c)
-    assert "No time estimate yet: **adapt** never trained with this run store" in cap
+    known = typical["popularity"] * 4 + typical["target-only"] * 4
+    assert f"At least **{duration(known)}** on this machine" in cap
+    assert "**adapt** never trained with this run store, so not counted" in cap
 
 
 def test_stop_keeps_the_values_already_computed(loaded_app) -> None:
