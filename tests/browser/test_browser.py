@@ -2,9 +2,11 @@
 
 Loads the ML-100K demo, trains two quick strategies (popularity, and target-only with
 BPR-MF so the text model is never loaded), checks that the comparison table, an
-embedding map and a user's recommendations are visible, that a second browser session
-does not see the first one's jobs, and that a broken upload shows the loader's message
-with its line. Screenshots of every page go to ``test-artifacts/`` (gitignored).
+embedding map (then the UMAP map, appearing by itself) and a user's recommendations are
+visible, that a second browser does not see the first one's jobs, and that a broken
+upload shows the loader's message with its line. A second test reloads the Train page
+during a run (its progress and Cancel come back) and stops the server with a run
+training (a clean exit). Screenshots go to ``test-artifacts/`` (gitignored).
 
 Needs Debian's Chromium at /usr/bin/chromium (``make browser-deps``); never runs
 ``playwright install``. Run with ``pytest -m browser tests/browser``.
