@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -353,6 +353,8 @@ def what_if_curve(
     text: torch.Tensor | None = None,
     device: str | torch.device = "cpu",
     n_boot: int = 1000,
+    on_fit: Callable[[dict], None] | None = None,
+    on_point: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Gain of each strategy over the best target-only baseline while one factor varies.
 
@@ -376,6 +378,12 @@ def what_if_curve(
         text: (n_joint_items, d) frozen text vectors for the strategies that read text.
         device: torch device of training and evaluation.
         n_boot: bootstrap replicates per interval.
+        on_fit: called before each fit with {"strategy", "value" (int or "all"),
+            "draw" (1-based), "draws", "done" (fits finished), "total"}: what a progress
+            line names while a long fit runs.
+        on_point: called after each value with the curve so far (the rows of every
+            finished value, same columns as the result), so a caller that stops the
+            curve (``Cancelled``) still holds the points already computed.
 
     Returns:
         DataFrame, one row per (value, strategy, segment), columns
@@ -444,6 +452,17 @@ def what_if_curve(
             )
             for name in names:
                 cb.check_cancel()
+                if on_fit is not None:
+                    on_fit(
+                        {
+                            "strategy": name,
+                            "value": value_label(value),
+                            "draw": d + 1,
+                            "draws": cfg.draws,
+                            "done": done,
+                            "total": total,
+                        }
+                    )
                 t1 = time.perf_counter()
                 try:
                     fitted = get_strategy(name, options.get(name)).fit(ctx)
@@ -472,6 +491,8 @@ def what_if_curve(
                 {key: v for key, v in ctx.cache.items() if str(key).startswith("content:")}
             )
         rows += _point_rows(cfg, value, point, strategies, baselines, scn)
+        if on_point is not None:
+            on_point(pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS))
     df = pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS)
     return df
 
@@ -580,6 +601,44 @@ def _point_rows(
                     )
             rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class CurveEstimate:
+    """How long a curve should take, from the runs already in the store.
+
+    Attributes:
+        fits: fits the curve makes (values x draws x distinct names).
+        per_fit: name -> median seconds of that strategy's finished runs in the store
+            (a full run: fitting plus a bootstrapped evaluation), None when it has none.
+        seconds: the sum over the names with a figure of per_fit x values x draws (the
+            whole estimate when ``missing`` is empty, a lower bound otherwise).
+        missing: names never trained with this store.
+    """
+
+    fits: int
+    per_fit: dict[str, float | None]
+    seconds: float
+    missing: tuple[str, ...]
+
+
+def estimate_curve_seconds(
+    store, strategies: Sequence[str], baselines: Sequence[str], n_values: int, draws: int
+) -> CurveEstimate:
+    """Seconds a curve should take: each strategy's typical full run
+    (:func:`recsys_core.pipeline.typical_seconds`) times the fits it makes.
+
+    An upper bound more often than not: a what-if fit trains on fewer warm users (or the
+    same data) and evaluates without the bootstrap, while text encoding is not counted.
+    """
+    from recsys_core.pipeline import typical_seconds
+
+    names = list(dict.fromkeys([*baselines, *strategies]))
+    per_fit = typical_seconds(store, names)
+    missing = tuple(n for n in names if per_fit[n] is None)
+    each = n_values * draws
+    total = float(sum(s * each for s in per_fit.values() if s is not None))
+    return CurveEstimate(len(names) * each, per_fit, total, missing)
 
 
 def curve_errors(df: pd.DataFrame) -> list[str]:

@@ -180,9 +180,11 @@ def encode_scenario_text(
     from recsys_core.text.cache import EmbeddingCache
 
     cb = callbacks or Callbacks()
+    t0 = time.perf_counter()
+    # Shown at once: the first texts come back only after the model has loaded.
+    cb.progress(ProgressEvent(stage="encode text", fraction=0.0))
     enc = _LazyEncoder("cpu" if device == "mps" else device, model_path)
     cache = EmbeddingCache(cache_root() / "text")
-    t0 = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         cb.progress(
@@ -225,14 +227,29 @@ def run_strategies(
     callbacks: Callbacks | None = None,
     seconds_so_far: dict | None = None,
     run_ids: list[str] | None = None,
+    *,
+    encode_text: bool = False,
 ) -> list[RunOutcome]:
     """Train, evaluate and store each requested strategy in turn.
 
     ``run_ids`` lets a caller create the runs beforehand (a queue that shows them as
     "queued"); otherwise they are created here. A failing strategy is recorded as failed
     and the others still run; cancellation marks the current run cancelled and stops.
+
+    Each step is charged to the run that paid for it (each run's ``seconds``):
+
+    * ``encode_text``: with ``encode_text=True`` and no ``text``, the item text is encoded
+      (from the on-disk cache when possible) just before the first strategy that reads
+      it, as a step of that run: its progress ("encode text") goes to that run and its
+      seconds too. A caller that encoded beforehand passes ``text`` and
+      ``seconds_so_far={"encode_text": s}``, charged the same way.
+    * ``pretrain_source``: source pre-training is shared through ``Context.cache``; the
+      run whose fit trained it is charged for it (the "pretrain source" stage of its
+      progress), and ``fit`` is the rest of its fitting.
+    * anything else in ``seconds_so_far`` (e.g. ``load``): the first run trained.
     """
     from recsys_core.evaluation.evaluate import EvalConfig, ValidationSet, evaluate
+    from recsys_core.strategies.registry import needs_text
 
     cb = callbacks or Callbacks()
     device = choose_device(request.device)
@@ -259,22 +276,45 @@ def run_strategies(
     counts = np.bincount(
         scn.split.train["item"].to_numpy(np.int64), minlength=scn.n_target_items
     ).astype(np.float32)
+    pending = dict(seconds_so_far or {})
+    text_seconds = pending.pop("encode_text", None)
+    trained = [n for r, n in zip(ids, request.strategies) if request.reuse.get(n) != r]
+    text_error: Exception | None = None  # the encoder failed once: the same for the others
+    reads_text = [n for n in trained if needs_text([n], request.settings)]
+    text_payer = reads_text[0] if reads_text else (trained[0] if trained else None)
     for run_id, name in zip(ids, request.strategies):
         if request.reuse.get(name) == run_id:
             outcomes.append(_reused_outcome(store, run_id, name))
             continue
         strategy = get_strategy(name, request.options.get(name))
         store.set_status(run_id, "running")
-        t0 = time.perf_counter()
+        clock = _StageClock()
 
-        def on_progress(ev: ProgressEvent, _id=run_id) -> None:
+        def on_progress(ev: ProgressEvent, _id=run_id, _clock=clock) -> None:
+            _clock.event(ev.stage)
             store.heartbeat(_id, ev.to_dict())
             cb.progress(ev)
 
         ctx.callbacks = Callbacks(
             on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log
         )
+        charged = pending
+        pending = {}  # shared set-up time (load...) goes to the first run trained only
         try:
+            if name == text_payer and text_seconds is not None:
+                charged["encode_text"] = text_seconds
+            if name in reads_text and ctx.text is None and encode_text:
+                if text_error is not None:
+                    raise text_error
+                t_enc = time.perf_counter()
+                try:
+                    ctx.text = encode_scenario_text(scn, device.type, ctx.callbacks)
+                except (DataError, OSError, RuntimeError, ValueError) as exc:
+                    text_error = exc
+                    raise
+                charged["encode_text"] = time.perf_counter() - t_enc
+            t0 = time.perf_counter()
+            clock.start(t0)
             strategy.check(ctx)
             # A copy: strategies cache their Fitted per process (fusion reuses
             # target-only's), and the choices below must not leak from one run into
@@ -309,15 +349,19 @@ def run_strategies(
                             fitted.scorer, ~scn.split.trained_items(), offset
                         )
             t_fit = time.perf_counter() - t0
+            pretrain = clock.seconds(time.perf_counter()).get("pretrain source", 0.0)
             fitted.info["val_ndcg@10"] = val_check(fitted.scorer)
-            cb.progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
+            on_progress(ProgressEvent(stage=f"evaluate {name}", fraction=0.0))
             result = evaluate(
                 fitted.scorer,
                 scn.split,
                 EvalConfig(n_boot=request.n_boot, seed=request.settings.seed, device=str(device)),
             )
             t_eval = time.perf_counter() - t0 - t_fit
-            seconds = {**(seconds_so_far or {}), "fit": t_fit, "evaluate": t_eval}
+            seconds = {**charged}
+            if pretrain > 0:
+                seconds["pretrain_source"] = pretrain
+            seconds.update(fit=t_fit - pretrain, evaluate=t_eval)
             seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
             records = result.to_records()
             save_artifacts(store, run_id, scn, fitted, result)
@@ -344,8 +388,35 @@ def run_strategies(
             store.log(run_id, traceback.format_exc())
             store.fail(run_id, f"{type(exc).__name__}: {exc}")
             outcomes.append(RunOutcome(run_id, name, "failed", dev_label, {}, [], {}, str(exc)))
-        seconds_so_far = None  # shared set-up time is charged to the first run only
     return outcomes
+
+
+class _StageClock:
+    """Wall seconds per progress stage of one run: a stage runs from its first event
+    until the next stage's first event (training loops announce a stage when it starts),
+    so the shared source pre-training can be told apart from the run's own fitting."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.since = 0.0
+        self.totals: dict[str, float] = {}
+
+    def start(self, t: float) -> None:
+        self.stage, self.since, self.totals = None, t, {}
+
+    def event(self, stage: str, t: float | None = None) -> None:
+        if stage == self.stage:
+            return
+        now = time.perf_counter() if t is None else t
+        if self.stage is not None:
+            self.totals[self.stage] = self.totals.get(self.stage, 0.0) + now - self.since
+        self.stage, self.since = stage, now
+
+    def seconds(self, now: float) -> dict[str, float]:
+        out = dict(self.totals)
+        if self.stage is not None:
+            out[self.stage] = out.get(self.stage, 0.0) + now - self.since
+        return out
 
 
 def _reused_outcome(store, run_id: str, name: str) -> RunOutcome:

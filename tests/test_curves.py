@@ -304,3 +304,64 @@ def test_cli_json_prints_one_object_per_point(toy_files, capsys):
     assert {r["value"] for r in recs} == {10, "all"}
     assert {r["source_history"] for r in recs} == {"all"}
     assert all(r["baseline"] in ("popularity", "target-only") for r in recs)
+
+
+def test_each_fit_is_announced_and_finished_points_survive_a_stop(scn):
+    """The app names the fit under way and keeps the values already computed when the
+    analyst stops the curve."""
+    from recsys_core.training.callbacks import Callbacks, Cancelled
+
+    fits, points = [], []
+
+    def stop_after_first_value() -> bool:
+        return len(points) >= 1
+
+    with pytest.raises(Cancelled):
+        what_if_curve(
+            scn,
+            "warm_users",
+            [5, 10, None],
+            ["popularity"],
+            ["popularity", "target-only"],
+            SETTINGS,
+            draws=1,
+            callbacks=Callbacks(should_cancel=stop_after_first_value),
+            n_boot=20,
+            on_fit=fits.append,
+            on_point=points.append,
+        )
+    # two names per value (popularity as a baseline and a strategy is one fit)
+    assert [(f["strategy"], f["value"], f["done"]) for f in fits] == [
+        ("popularity", 5, 0),
+        ("target-only", 5, 1),
+    ]
+    assert fits[0]["total"] == 6 and fits[0]["draw"] == 1 and fits[0]["draws"] == 1
+    (partial,) = points
+    assert list(partial.columns) == CURVE_COLUMNS + EXTRA_COLUMNS
+    assert set(partial["value"]) == {5} and partial["delta"].notna().all()
+    full = what_if_curve(
+        scn, "warm_users", [5], ["popularity"], ["popularity", "target-only"], SETTINGS,
+        draws=1, n_boot=20,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(partial, full)
+
+
+def test_the_estimate_is_the_typical_run_times_the_fits(tmp_path):
+    from recsys_core.curves import estimate_curve_seconds
+    from recsys_core.runs.store import RunStore
+
+    store = RunStore(tmp_path)
+    for name, secs in (("fine-tune", 300.0), ("fine-tune", 500.0), ("popularity", 2.0)):
+        rid = store.create_run(name, "s", {}, "fp")
+        store.finish(rid, [], {"total": secs})
+    est = estimate_curve_seconds(store, ["fine-tune"], ["popularity"], n_values=3, draws=2)
+    assert est.fits == 12 and est.missing == ()
+    assert est.per_fit == {"popularity": 2.0, "fine-tune": 400.0}  # medians
+    assert est.seconds == pytest.approx(6 * 2.0 + 6 * 400.0)
+    unknown = estimate_curve_seconds(store, ["fusion"], ["popularity"], n_values=3, draws=1)
+    assert unknown.missing == ("fusion",) and unknown.per_fit["popularity"] == 2.0
+    assert unknown.seconds == 6.0  # what is known: a lower bound
+    # one-off steps of a run (text encoded once, data loaded once) are not counted again
+    rid = store.create_run("fusion", "s", {}, "fp")
+    store.finish(rid, [], {"encode_text": 50.0, "load": 5.0, "fit": 20.0, "total": 75.0})
+    assert estimate_curve_seconds(store, ["fusion"], [], 1, 1).per_fit == {"fusion": 20.0}

@@ -344,10 +344,21 @@ def training_curves(curves: pd.DataFrame, names: Mapping[str, str]) -> go.Figure
     return style(fig, None, height=420, legend_below=True)
 
 
-def time_and_size(runs: pd.DataFrame) -> go.Figure:
-    """Bars of training+evaluation seconds and parameters per run.
+TIME_STEPS = (
+    ("encode_text", "encode text", PALETTE[4]),
+    ("pretrain_source", "pretrain source", PALETTE[5]),
+    ("fit", "fit", PALETTE[0]),
+    ("evaluate", "evaluate", PALETTE[1]),
+)
+"""The steps a run's seconds are split into (column, legend, colour), in time order."""
 
-    ``runs``: columns name, fit, evaluate, n_parameters.
+
+def time_and_size(runs: pd.DataFrame) -> go.Figure:
+    """Bars of each run's seconds, step by step, and parameters per run.
+
+    ``runs``: columns name, fit, evaluate, n_parameters, and optionally encode_text and
+    pretrain_source (shared steps, charged to the run that paid for them; a step no run
+    paid for is left out of the legend).
     """
     fig = make_subplots(
         rows=1,
@@ -355,10 +366,18 @@ def time_and_size(runs: pd.DataFrame) -> go.Figure:
         subplot_titles=("Wall-clock seconds", "Parameters of the scoring model"),
         horizontal_spacing=0.1,
     )
-    fig.add_bar(x=runs["name"], y=runs["fit"], name="fit", marker_color=PALETTE[0], row=1, col=1)
-    fig.add_bar(
-        x=runs["name"], y=runs["evaluate"], name="evaluate", marker_color=PALETTE[1], row=1, col=1
-    )
+    for col, label, color in TIME_STEPS:
+        if col not in runs or not (runs[col].fillna(0) > 0).any():
+            continue
+        fig.add_bar(
+            x=runs["name"],
+            y=runs[col],
+            name=label,
+            marker_color=color,
+            row=1,
+            col=1,
+            hovertemplate=f"%{{x}}: {label} %{{y:.1f}} s<extra></extra>",
+        )
     fig.add_bar(
         x=runs["name"],
         y=runs["n_parameters"],

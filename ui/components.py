@@ -35,12 +35,10 @@ from ui.runs import (
     scenario_for_runs,
 )
 from ui.sidebar import sidebar
-from ui.tasks import TaskFiles, task_files
 from ui.uploads import file_columns, parse_table
 
 __all__ = [
     "PAGES",
-    "TaskFiles",
     "curve_verdict",
     "done_runs",
     "empty_state",
@@ -64,6 +62,5 @@ __all__ = [
     "show_error",
     "show_flash",
     "sidebar",
-    "task_files",
     "value_phrase",
 ]

@@ -4,10 +4,18 @@ Everything a browser session owns lives in ``st.session_state`` under these keys
 in module-level variables (a module is shared by every session of the server):
 
 * the loaded scenario, and the spec, split and source-history setting it was built with;
-* the session's :class:`~recsys_core.runs.jobs.JobManager` (its background jobs, which
-  keep running when the user switches pages);
+* the browser user's :class:`~recsys_core.runs.jobs.JobManager` (its background jobs,
+  which keep running when the user switches pages, reloads, or opens a second tab);
 * a random session id, which names the folder the session's uploads are written to and
   is recorded as the owner of the scenarios built from them (:func:`may_load_spec`).
+
+Jobs belong to the *owner*, not to a page load: a random token kept in the URL's
+``?user=`` query parameter, so a reload (F5), a bookmark or a second tab with that URL
+is the same user and finds the same queue. The token is the only key to the jobs:
+anyone given the URL sees and can cancel them, as with any shared link. The owner's
+JobManager comes from :func:`job_registry`, the one object this app keeps in
+``st.cache_resource``: it is shared by every session of the server, and safe only
+because each session asks it for its own owner's manager.
 
 Widget keys are prefixed per page (``data_``, ``train_``, ``compare_``, ``emb_``,
 ``users_``) and are not listed here.
@@ -16,12 +24,13 @@ Widget keys are prefixed per page (``data_``, ``train_``, ``compare_``, ``emb_``
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from pathlib import Path
 
 import streamlit as st
 
-from recsys_core.runs.jobs import JobManager
+from recsys_core.runs.jobs import OWNER_RE, JobManager, JobRegistry
 
 SCENARIO = "scenario"
 """The loaded :class:`~recsys_core.data.scenario.Scenario`, or None."""
@@ -33,6 +42,9 @@ SPLIT = "split_config"
 SOURCE_HISTORY = "source_history"
 """"before-target" (honest, the default) or "all"."""
 JOBS = "job_manager"
+OWNER = "owner"
+"""The browser user's token (see the module docstring), also in the URL as ``?user=``."""
+OWNER_PARAM = "user"
 SESSION_ID = "session_id"
 STORE_ROOT = "run_store_root"
 SUMMARY = "scenario_summary"
@@ -54,8 +66,31 @@ def cache_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "recsys_transfer_lab"
 
 
+@st.cache_resource(show_spinner=False)
+def job_registry() -> JobRegistry:
+    """The server's one :class:`JobRegistry`, shared by every session on purpose: jobs
+    must outlive a page load. Every lookup is keyed by owner (:func:`jobs`), so a
+    session only ever reaches its own user's JobManager."""
+    return JobRegistry()
+
+
+def init_owner() -> str:
+    """This session's owner: the URL's ``?user=`` token when it is well formed, else a
+    new one; written back to the URL on every run (a page switch may drop it), so a
+    reload finds the same jobs."""
+    if OWNER not in st.session_state:
+        given = st.query_params.get(OWNER_PARAM)
+        ok = isinstance(given, str) and OWNER_RE.match(given) is not None
+        st.session_state[OWNER] = given if ok else secrets.token_urlsafe(12)
+    owner = st.session_state[OWNER]
+    if st.query_params.get(OWNER_PARAM) != owner:
+        st.query_params[OWNER_PARAM] = owner
+    return owner
+
+
 def init_session_state() -> None:
     """Give every key its default once per session (``setdefault``: never overwrites)."""
+    owner = init_owner()
     st.session_state.setdefault(SESSION_ID, uuid.uuid4().hex[:12])
     st.session_state.setdefault(SCENARIO, None)
     st.session_state.setdefault(SPEC, None)
@@ -64,9 +99,8 @@ def init_session_state() -> None:
     st.session_state.setdefault(STORE_ROOT, default_store_root())
     st.session_state.setdefault(FLASH, None)
     st.session_state.setdefault(SUMMARY, None)
-    # A JobManager is a few empty containers until its first job (no thread yet), so
-    # building one per run for setdefault to discard is cheap.
-    st.session_state.setdefault(JOBS, JobManager(st.session_state[SESSION_ID]))
+    if JOBS not in st.session_state:
+        st.session_state[JOBS] = job_registry().manager(owner)
 
 
 KEEP_PREFIXES = (
@@ -92,6 +126,7 @@ def keep_widget_values() -> None:
 
 
 def jobs() -> JobManager:
+    """The JobManager of this browser user (the same one after a reload)."""
     return st.session_state[JOBS]
 
 

@@ -267,6 +267,9 @@ def time_size(full: list[dict], names: dict) -> pd.DataFrame:
         rows.append(
             {
                 "name": names[r["run_id"]],
+                # shared steps appear on the run that paid for them (pipeline docs)
+                "encode_text": float(s.get("encode_text", 0.0)),
+                "pretrain_source": float(s.get("pretrain_source", 0.0)),
                 "fit": float(s.get("fit", 0.0)),
                 "evaluate": float(s.get("evaluate", 0.0)),
                 "n_parameters": int(info.get("n_parameters") or 0),
@@ -418,6 +421,10 @@ if picked is not None:
             f = charts.time_and_size(ts)
             figs.append(("Time and size", f))
             st.plotly_chart(f, theme=None, key="compare_fig_time")
+            st.caption(
+                "Text encoding and source pre-training are shared by the runs of one batch: "
+                "each shows on the run that paid for it, and the others reused it."
+            )
         st.subheader("Export")
         c = st.columns(3)
         c[0].download_button(

@@ -2,7 +2,9 @@
 the model after transfer: one joint 2-D map, and the engine's shift measures.
 
 The map shows PCA at once; UMAP is used when it is cached on disk, or computed in the
-background on request while PCA stays on screen. Widget keys start with ``emb_``.
+background on request (a side task of the user's JobManager) while PCA stays on screen,
+with its progress; the page redraws itself with the UMAP map when it is ready. Widget
+keys start with ``emb_``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.progress import duration
 
 STAGE_LABELS = {"source": "source model", "text": "text encoder", "teacher": "teacher"}
 
@@ -201,40 +204,88 @@ def umap_key(groups) -> str:
     return "umap-" + h.hexdigest()[:16]
 
 
+def umap_fit(groups, cache: str):
+    """The side task that fits UMAP on each group (stops when asked; reports the graph
+    stage, then the layout epochs, with time left from the epochs' pace)."""
+    from recsys_core.embeddings.projection import UMAP_LAYOUT_STAGE, project_2d
+    from recsys_core.training.callbacks import Callbacks
+
+    def fit(task) -> None:
+        n = len(groups)
+        for gi, X in enumerate(groups):
+            pace: dict = {}
+
+            def on_progress(ev, gi=gi, pace=pace) -> None:
+                line = ev.stage + (f" (map {gi + 1} of {n})" if n > 1 else "")
+                eta = None
+                if ev.stage == UMAP_LAYOUT_STAGE and ev.epochs:
+                    line += f" · epoch {ev.epoch}/{ev.epochs}"
+                    if "t" not in pace:
+                        pace.update(t=ev.seconds, epoch=ev.epoch)
+                    elif ev.epoch > pace["epoch"]:
+                        per = (ev.seconds - pace["t"]) / (ev.epoch - pace["epoch"])
+                        eta = per * (ev.epochs - ev.epoch)
+                task.report((gi + ev.fraction) / n, line, eta_s=eta)
+
+            project_2d(
+                X,
+                "umap",
+                cache,
+                callbacks=Callbacks(on_progress=on_progress, should_cancel=task.should_cancel),
+            )
+
+    return fit
+
+
 def umap_block(groups, cache: str, have_umap: bool) -> None:
-    """Button to compute UMAP in the background, and a poller while it runs."""
+    """Button to compute UMAP in the background; while it runs, its progress and a Stop
+    button, polled by a fragment that reruns the page (UMAP map shown) when it ends."""
     jm = state.jobs()
     key = umap_key(groups)
-    st_, err = jm.task_state(key)
     if have_umap:
         return
+    st_, err = jm.task_state(key)
     if st_ == "failed":
         st.error(f"UMAP failed: {err}. The PCA map stays.", icon=":material/error:")
     if st_ != "running":
+        if st_ == "cancelled":
+            st.caption("UMAP was stopped; the PCA map stays.")
         if st.button(
             "Compute UMAP", key="emb_umap_go", icon=":material/auto_awesome:",
-            help="Keeps neighbourhoods better than PCA. The first fit in a fresh server takes about a minute; "
-            "then it is cached on disk.",
+            help="Keeps neighbourhoods better than PCA. The first fit in a fresh server also "
+            "compiles UMAP's code (about a minute); then maps are cached on disk. The map "
+            "appears by itself when it is ready.",
         ):  # fmt: skip
-            from recsys_core.embeddings.projection import project_2d
-
-            def fit(groups=groups) -> None:
-                for X in groups:
-                    project_2d(X, "umap", cache)
-
-            jm.start_task(key, fit)
+            jm.discard_task(key)
+            jm.start_task(key, umap_fit(groups, cache))
             st.rerun()
         return
 
-    @st.fragment(run_every=2.0)
+    @st.fragment(run_every=1.0)
     def poll() -> None:
         s, _ = jm.task_state(key)
-        if s == "running":
-            st.caption(
-                ":material/hourglass_top: UMAP is computing in the background; PCA is shown meanwhile."
-            )
+        if s != "running":
+            st.rerun(scope="app")  # the page draws the UMAP map (or says why not)
+        p = jm.task_progress(key)
+        parts = [str(p.get("line") or "starting"), duration(float(p.get("seconds") or 0.0))]
+        if p.get("eta_s"):
+            parts.append(f"about {duration(p['eta_s'])} left")
+        elif "graph" in str(p.get("line")):
+            parts.append("the first fit in a server also compiles (about a minute)")
+        c = st.columns([5, 1], vertical_alignment="bottom")
+        c[0].progress(min(max(float(p.get("fraction") or 0.0), 0.0), 1.0), text=" · ".join(parts))
+        if jm.task_cancelling(key):
+            c[1].caption("Stopping…")
         else:
-            st.rerun(scope="app")
+            c[1].button(
+                "Stop",
+                key="emb_umap_stop",
+                icon=":material/stop_circle:",
+                on_click=jm.cancel_task,
+                args=(key,),
+                width="stretch",
+            )
+        st.caption("PCA is shown meanwhile; the UMAP map replaces it when it is ready.")
 
     poll()
 

@@ -1,8 +1,9 @@
 """Train: pick strategies and options, queue background jobs, watch them live, cancel.
 
-The page never trains: it builds a RunRequest and hands it to the session's JobManager,
-whose worker thread writes progress to the run store; the live panel polls the store.
-Widget keys start with ``train_``.
+The page never trains: it builds a RunRequest and hands it to the browser user's
+JobManager (the same one after a reload or in a second tab: ``ui.state``), whose worker
+thread writes progress to the run store; the live panel polls the store. Widget keys
+start with ``train_``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ui.components import (
     show_error,
     show_flash,
 )
+from ui.progress import duration, time_left
 from ui.text import md_escape
 
 GRID_DEFAULTS = {
@@ -174,7 +176,10 @@ def submit(requests) -> None:
         except Exception as exc:
             show_error(exc, "the job could not be queued")
             return
-    state.flash("success", f"Queued {n} run(s). They keep running if you switch pages.")
+    state.flash(
+        "success",
+        f"Queued {n} run(s). They keep running if you switch pages or reload this one.",
+    )
     st.rerun()
 
 
@@ -250,7 +255,12 @@ def grid_panel(scn, settings_values, options, device, n_boot) -> None:
 
 
 def progress_text(p: dict) -> str:
-    parts = [str(p.get("stage") or "starting…")]
+    """One line for a run's latest heartbeat: stage, epoch, loss, time and time left
+    (an upper bound while training: early stopping may end it sooner)."""
+    stage = str(p.get("stage") or "starting…")
+    parts = [stage]
+    if stage == "encode text" and not p.get("fraction"):
+        parts.append("loading the text model")
     if p.get("epochs"):
         parts.append(f"epoch {p.get('epoch', 0)}/{p['epochs']}")
     if p.get("loss") is not None:
@@ -258,7 +268,10 @@ def progress_text(p: dict) -> str:
     if p.get("val_metric") is not None:
         parts.append(f"val NDCG@10 {p['val_metric']:.4f}")
     if p.get("seconds"):
-        parts.append(f"{p['seconds']:.0f}s")
+        parts.append(duration(p["seconds"]))
+    left = time_left(p.get("seconds"), p.get("fraction"), at_most=bool(p.get("epochs")))
+    if left:
+        parts.append(left)
     return " · ".join(parts)
 
 
@@ -327,7 +340,10 @@ def jobs_panel() -> None:
         now_busy = jm.busy()
         st.subheader("Queue and progress")
         if not jobs:
-            st.caption("No jobs in this session yet. Jobs run one after another in the background.")
+            st.caption(
+                "No jobs yet. Jobs run one after another in the background and stay here "
+                "when you switch pages or reload."
+            )
             return
         store = state.store()
         for job in jobs:
@@ -336,14 +352,16 @@ def jobs_panel() -> None:
                 c[0].markdown(
                     f"**{job.label}**  \n:gray[{job.job_id} · {len(job.run_ids)} run(s) · {job.state}]"
                 )
-                if job.active and c[1].button(
-                    "Cancel",
-                    key=f"train_cancel_{job.job_id}",
-                    icon=":material/stop_circle:",
-                    width="stretch",
-                ):
-                    jm.cancel(job.job_id)
-                    st.rerun(scope="fragment")
+                if job.active:
+                    # on_click: the cancel happens before the rerun that draws the result
+                    c[1].button(
+                        "Cancel",
+                        key=f"train_cancel_{job.job_id}",
+                        icon=":material/stop_circle:",
+                        width="stretch",
+                        on_click=jm.cancel,
+                        args=(job.job_id,),
+                    )
                 for rid in job.run_ids:
                     run_row(store, rid)
         if any(j.state == "done" for j in jobs):
@@ -365,6 +383,8 @@ show_flash()
 scn = state.scenario()
 if scn is None:
     empty_state("No data loaded yet", "data", "Load a demo or your files on the Data page")
+    if state.jobs().jobs():
+        st.caption("Your jobs are below: they kept running. Load the data again to queue more.")
 else:
     st.markdown(
         f"Training on **{md_escape(scn.name)}** · {scn.n_target_users:,} target users · {scn.n_target_items:,} target items"

@@ -8,6 +8,12 @@ cached as ``.npy`` files named by a sha256 of the input bytes and the parameters
 app can show the PCA map at once, ask :func:`cached_projection` whether the UMAP map is
 ready, and a background job can precompute it after training.
 
+Progress and cancellation of a UMAP fit travel through :class:`Callbacks`: one stage
+while the neighbour graph is built (the first fit in a process also compiles), then
+the layout epochs, read from umap-learn's own epoch loop (its tqdm bar, pointed at
+:class:`_EpochSink` instead of a terminal); a cancel stops the layout at the next
+report.
+
 No pickle: ``np.save``/``np.load`` with ``allow_pickle=False``.
 """
 
@@ -16,12 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from recsys_core.training.callbacks import Callbacks, ProgressEvent
 
 Method = Literal["umap", "pca"]
 _METHODS = ("umap", "pca")
@@ -160,29 +171,85 @@ def _fit_pca(X: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _fit_umap(X: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
+UMAP_GRAPH_SHARE = 0.3
+"""Share of a UMAP fit's progress bar given to the neighbour graph (the layout epochs
+take the rest): the graph has no progress of its own to report."""
+UMAP_GRAPH_STAGE = "UMAP: neighbour graph"
+UMAP_LAYOUT_STAGE = "UMAP: layout"
+
+
+class _EpochSink:
+    """A file for umap-learn's tqdm bar: reads "n/total" epochs from what the bar
+    writes and turns it into progress events; asks ``should_cancel`` at each write and
+    stops the fit (raising in the fitting thread only: tqdm may also write from its
+    monitor thread)."""
+
+    _N = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, cb: Callbacks, t0: float) -> None:
+        self.cb, self.t0, self.thread = cb, t0, threading.current_thread()
+
+    def write(self, text: str) -> int:
+        found = self._N.findall(text)
+        if found:
+            n, total = (int(x) for x in found[-1])
+            frac = UMAP_GRAPH_SHARE + (1 - UMAP_GRAPH_SHARE) * n / max(total, 1)
+            self.cb.progress(
+                ProgressEvent(
+                    stage=UMAP_LAYOUT_STAGE,
+                    epoch=n,
+                    epochs=total,
+                    seconds=time.perf_counter() - self.t0,
+                    fraction=frac,
+                )
+            )
+        if threading.current_thread() is self.thread:
+            self.cb.check_cancel()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _fit_umap(
+    X: np.ndarray, seed: int, n_neighbors: int, min_dist: float, cb: Callbacks | None = None
+) -> np.ndarray:
     """UMAP to 2-D with cosine distance (how the scorer compares vectors), shape (n, 2).
 
     Fixed random_state makes it reproducible (and single-threaded). Fewer than 4 points
-    cannot make a neighbour graph: PCA is used instead.
+    cannot make a neighbour graph: PCA is used instead. ``cb``: progress (the graph,
+    then the layout epochs) and cancellation (module docstring).
     """
     n = X.shape[0]
     if n < 4:
         return _fit_pca(X, seed)
+    cb = cb or Callbacks()
+    t0 = time.perf_counter()
+    cb.progress(ProgressEvent(stage=UMAP_GRAPH_STAGE, fraction=0.0))
     import umap  # lazy: importing umap-learn pulls numba and takes seconds
 
+    cb.check_cancel()
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=int(min(n_neighbors, n - 1)),
         min_dist=float(min_dist),
         metric="cosine",
         random_state=int(seed),
+        tqdm_kwds={
+            "disable": False,
+            "file": _EpochSink(cb, t0),
+            "bar_format": "{n}/{total}",
+            "mininterval": 0.5,
+        },
     )
     with warnings.catch_warnings():
         # "n_jobs value 1 overridden to 1 by setting random_state" and spectral-init
         # fallbacks on tiny graphs: expected, not the analyst's concern.
         warnings.simplefilter("ignore")
         Y = reducer.fit_transform(np.asarray(X, dtype=np.float32))
+    cb.progress(
+        ProgressEvent(stage=UMAP_LAYOUT_STAGE, seconds=time.perf_counter() - t0, fraction=1.0)
+    )
     return np.asarray(Y, dtype=np.float64)
 
 
@@ -211,6 +278,7 @@ def project_2d(
     seed: int = 0,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
+    callbacks: Callbacks | None = None,
 ) -> np.ndarray:
     """Project all rows of X to 2-D in one joint fit, reading and filling the disk cache.
 
@@ -221,6 +289,8 @@ def project_2d(
         seed: random state of UMAP (PCA is deterministic).
         n_neighbors: UMAP neighbourhood size (capped at n - 1); larger favours global shape.
         min_dist: UMAP minimum distance between points in the map, in [0, 1].
+        callbacks: progress and cancellation of a UMAP fit (``Cancelled`` stops it and
+            nothing is cached); PCA is instant and reports nothing.
 
     Returns:
         float64 array of shape (n, 2), row i the map position of row i of X.
@@ -237,7 +307,7 @@ def project_2d(
     if method == "pca":
         Y = _fit_pca(A, seed)
     else:
-        Y = _fit_umap(A, seed, n_neighbors, min_dist)
+        Y = _fit_umap(A, seed, n_neighbors, min_dist, callbacks)
     Y = np.asarray(Y, dtype=np.float64)
     if path is not None:
         _save_atomic(path, Y)

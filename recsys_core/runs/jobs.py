@@ -1,10 +1,17 @@
 """Background training jobs for the app: one worker thread per manager, jobs run FIFO.
 
-The app keeps one :class:`JobManager` per browser session (in ``st.session_state``), so
-two sessions never see each other's jobs, and a job keeps running when its session
-switches pages. The page never talks to the worker thread about progress: the worker
-writes everything (status, heartbeats, results, errors) to the run store and the page
-polls the store. Nothing here imports streamlit, and the worker never calls into the UI.
+The app keeps one :class:`JobManager` per *owner*, the browser's user (an opaque token
+the app keeps in the page's URL), in a :class:`JobRegistry`: two users never see each
+other's jobs, and a user's jobs outlive a page load, so after a reload or in a second
+tab the queue, the live progress and Cancel come back. Each run in the store records its
+owner. The page never talks to the worker thread about progress: the worker writes
+everything (status, heartbeats, results, errors) to the run store and the page polls the
+store. Nothing here imports streamlit, and the worker never calls into the UI.
+
+At interpreter exit (a stopped server) every manager with a thread cancels its jobs and
+side tasks and joins its threads (``atexit``), so no daemon thread is still inside torch
+while the process tears down (which aborted with "terminate called without an active
+exception").
 
 Lifecycle of one job (:meth:`JobManager.submit`):
 
@@ -12,11 +19,16 @@ Lifecycle of one job (:meth:`JobManager.submit`):
    one it already holds) and one run per strategy is created in the store with status
    "queued", so a what-if grid shows as a queue before anything trains. If the data
    cannot be loaded, the runs are created and marked failed with the loader's message.
-2. In the worker thread, when the job's turn comes: the item text is encoded (only when
-   a requested strategy reads it; cached on disk by the engine), then
-   :func:`recsys_core.pipeline.run_strategies` trains, evaluates and stores each run.
+2. In the worker thread, when the job's turn comes,
+   :func:`recsys_core.pipeline.run_strategies` trains, evaluates and stores each run;
+   the item text is encoded (cached on disk by the engine) as a step of the first run
+   that reads it, which shows its progress and is charged its seconds.
 3. :meth:`JobManager.cancel` sets the job's event, which the engine polls through
    ``Callbacks.should_cancel``; a queued job is cancelled before it starts.
+
+Side tasks (:meth:`JobManager.start_task`: a UMAP fit, a what-if curve) run in their own
+threads and report through a :class:`TaskHandle` (progress kept in memory, a cancel
+flag), so they too survive a reload.
 
 Heavy modules (torch, the pipeline) are imported inside the functions that need them so
 that importing this module, which the app does on its first page, stays cheap.
@@ -24,12 +36,15 @@ that importing this module, which the app does on its first page, stays cheap.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import queue
+import re
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +61,7 @@ log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
+ACTIVE = ("queued", "running")
 UNAVAILABLE_FINGERPRINT = "unavailable"
 """Data fingerprint of runs whose data could not be loaded."""
 
@@ -113,13 +129,23 @@ class JobInfo:
 class JobManager:
     """Runs training jobs one after another in a single background thread.
 
-    One manager per browser session. Thread-safe: ``submit``, ``cancel`` and the
-    read methods may be called from any thread. The worker thread is started on the
-    first submit and is a daemon, so it never keeps a stopping server alive.
+    One manager per owner (the app's browser user; see :class:`JobRegistry`).
+    Thread-safe: ``submit``, ``cancel`` and the read methods may be called from any
+    thread. The worker thread is started on the first submit and is a daemon, so it
+    never keeps a stopping server alive; at exit :meth:`close` cancels and joins it.
+
+    Args:
+        name: names the threads (logs, profilers).
+        owner: recorded on every run this manager creates (``RunStore`` column "owner");
+            None for a manager that belongs to nobody in particular (tests, scripts).
     """
 
-    def __init__(self, name: str = "session") -> None:
+    def __init__(self, name: str = "session", owner: str | None = None) -> None:
         self.name = name
+        self.owner = owner
+        self._closing = threading.Event()
+        self._exit_hook = False
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._jobs: dict[str, _Job] = {}
@@ -217,7 +243,12 @@ class JobManager:
 
                 config = {**run_config(scenario, request, name), "spec": spec_dict}
                 rid = store.create_run(
-                    name, scenario.name, config, scenario.fingerprint(), label=request.label
+                    name,
+                    scenario.name,
+                    config,
+                    scenario.fingerprint(),
+                    label=request.label,
+                    owner=self.owner,
                 )
             else:
                 config = {
@@ -229,7 +260,12 @@ class JobManager:
                     "spec": spec_dict,
                 }
                 rid = store.create_run(
-                    name, spec.label, config, UNAVAILABLE_FINGERPRINT, label=request.label
+                    name,
+                    spec.label,
+                    config,
+                    UNAVAILABLE_FINGERPRINT,
+                    label=request.label,
+                    owner=self.owner,
                 )
                 store.fail(rid, load_error or "the data could not be loaded")
             ids.append(rid)
@@ -237,11 +273,22 @@ class JobManager:
 
     def _ensure_worker(self) -> None:
         """Start the worker thread if it is not running (caller holds the lock)."""
+        if self._closing.is_set():
+            raise RuntimeError("the server is stopping: no new jobs")
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(
                 target=self._loop, name=f"rtl-jobs-{self.name}", daemon=True
             )
             self._worker.start()
+            self._watch(self._worker)
+
+    def _watch(self, thread: threading.Thread) -> None:
+        """Remember a thread for :meth:`close`; the first one registers the exit hook
+        (through a weak reference, so the hook never keeps a manager alive)."""
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        if not self._exit_hook:
+            atexit.register(_close_at_exit, weakref.ref(self))
+            self._exit_hook = True
 
     # ------------------------------------------------------------------ controlling
 
@@ -260,9 +307,11 @@ class JobManager:
                 return False
             job.cancel_event.set()
             queued = job.state == "queued"
+            if queued:  # ended now; the worker skips it when its turn comes
+                job.state, job.phase, job.finished_at = "cancelled", "cancelled", time.time()
         if queued:
             # Show it at once; the worker skips a cancelled job when its turn comes.
-            self._mark_open_runs(job, "cancelled", "cancelled before it started")
+            self._mark_open_runs(job, "cancelled", self._why_cancelled(started=False))
         return True
 
     def shutdown(self, wait: bool = False, timeout: float | None = None) -> None:
@@ -273,6 +322,41 @@ class JobManager:
         self._queue.put(None)
         if wait and self._worker is not None:
             self._worker.join(timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Cancel every job and side task, stop the worker and wait for the threads.
+
+        Called at interpreter exit for every manager that started a thread: a daemon
+        thread still inside torch while Python tears down aborts the process
+        ("terminate called without an active exception"). Training stops within one
+        step of a cancel; an evaluation under way finishes first.
+
+        Args:
+            timeout: seconds to wait for all threads together.
+
+        Returns:
+            True when every thread has ended.
+        """
+        self._closing.set()
+        for info in self.jobs():
+            if info.active:
+                try:
+                    self.cancel(info.job_id)
+                except Exception:  # pragma: no cover - a store gone at exit
+                    log.exception("could not cancel %s", info.job_id)
+        with self._lock:
+            for t in self._tasks.values():
+                t["cancel"].set()
+            threads = list(self._threads)
+        self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            log.warning("threads still running at exit: %s", ", ".join(alive))
+        return not alive
 
     # ------------------------------------------------------------------ reading
 
@@ -351,15 +435,19 @@ class JobManager:
         from recsys_core.runs.store import RunStore
 
         store = RunStore(job.store_root)
-        if job.cancel_event.is_set():
-            self._mark_open_runs(job, "cancelled", "cancelled before it started", store)
-            self._set(job, state="cancelled", phase="cancelled", finished_at=time.time())
+        with self._lock:  # one step with cancel(): a job is either cancelled or started
+            skip = job.cancel_event.is_set()
+            if not skip:
+                job.state, job.phase, job.started_at = "running", "starting", time.time()
+        if skip:
+            self._mark_open_runs(job, "cancelled", self._why_cancelled(started=False), store)
+            self._set(job, state="cancelled", phase="cancelled")
+            if job.finished_at is None:
+                self._set(job, finished_at=time.time())
             return
-        self._set(job, state="running", phase="starting", started_at=time.time())
         try:
-            from recsys_core.pipeline import encode_scenario_text, run_strategies
+            from recsys_core.pipeline import run_strategies
             from recsys_core.training.callbacks import Callbacks, Cancelled
-            from recsys_core.training.device import choose_device
         except Exception as exc:  # a broken installation: say so on every run
             self._fail_job(
                 job, store, f"the engine could not be loaded ({type(exc).__name__}: {exc})"
@@ -369,30 +457,19 @@ class JobManager:
         should_cancel = job.cancel_event.is_set
         request, scn = job.request, job.scenario
         try:
-            text = None
-            if needs_text(request):
-                self._set(job, phase="encode text")
-                first = job.run_ids[0]
-                store.set_status(first, "running")
-
-                def on_encode(ev, _id=first) -> None:
-                    store.heartbeat(_id, ev.to_dict())
-
-                device = str(choose_device(request.device))
-                text = encode_scenario_text(
-                    scn, device, Callbacks(on_progress=on_encode, should_cancel=should_cancel)
-                )
             self._set(job, phase="train")
+            # The item text is encoded by the pipeline inside the first run that reads
+            # it (its own step, with progress, charged to that run), not up front.
             outcomes = run_strategies(
                 scn,
                 request,
                 store,
-                text=text,
                 callbacks=Callbacks(should_cancel=should_cancel, log=lambda line: log.info(line)),
                 run_ids=list(job.run_ids),
+                encode_text=needs_text(request),
             )
         except Cancelled:
-            self._mark_open_runs(job, "cancelled", "cancelled by the user", store)
+            self._mark_open_runs(job, "cancelled", self._why_cancelled(), store)
             self._set(job, state="cancelled", phase="cancelled", finished_at=time.time())
             return
         except (DataError, ValueError, RuntimeError, OSError) as exc:
@@ -409,7 +486,7 @@ class JobManager:
         # Anything the pipeline left open (it stops at a cancel) is closed here.
         cancelled = job.cancel_event.is_set() or any(o.status == "cancelled" for o in outcomes)
         if cancelled:
-            self._mark_open_runs(job, "cancelled", "cancelled by the user", store)
+            self._mark_open_runs(job, "cancelled", self._why_cancelled(), store)
         else:
             self._mark_open_runs(job, "failed", "the run ended without a result", store)
         statuses = [o.status for o in outcomes]
@@ -428,6 +505,11 @@ class JobManager:
             finished_at=time.time(),
         )
 
+    def _why_cancelled(self, started: bool = True) -> str:
+        if self._closing.is_set():
+            return "stopped: the server shut down"
+        return "cancelled by the user" if started else "cancelled before it started"
+
     def _fail_job(self, job: _Job, store, message: str) -> None:
         self._mark_open_runs(job, "failed", message, store)
         self._set(job, state="failed", phase="failed", error=message, finished_at=time.time())
@@ -438,48 +520,68 @@ class JobManager:
             from recsys_core.runs.store import RunStore
 
             store = RunStore(job.store_root)
+        # At a server stop, the run the engine itself marked "cancelled by the user" is
+        # worded like the others: nobody asked.
+        closing = self._closing.is_set() and status == "cancelled"
+        open_ = (*ACTIVE, "cancelled") if closing else ACTIVE
         for rid in job.run_ids:
             try:
-                if store.get_run(rid)["status"] in ("queued", "running"):
+                if store.get_run(rid)["status"] in open_:
                     store.set_status(rid, status, error=message)  # type: ignore[arg-type]
             except (KeyError, ValueError):
                 pass  # deleted, or finished in the meantime: nothing to close
 
     # ------------------------------------------------------------------ side tasks
 
-    def start_task(self, key: str, fn: Callable[[], Any]) -> bool:
-        """Run ``fn`` once in its own daemon thread (e.g. a UMAP fit), keyed by ``key``.
+    def start_task(self, key: str, fn: Callable[[TaskHandle], Any]) -> bool:
+        """Run ``fn(task)`` once in its own daemon thread (a UMAP fit, a what-if curve).
 
-        What ``fn`` returns is kept in this manager's memory (one per session in the app,
-        never written to disk, so no file can be planted in its place) until
-        :meth:`task_result` hands it back. Returns False when a task with this key is
-        already running or has finished.
+        ``task`` is a :class:`TaskHandle`: ``fn`` reports its progress through
+        ``task.report`` and polls ``task.should_cancel`` (or passes ``task.callbacks()``
+        to the engine). What ``fn`` returns is kept in this manager's memory (never
+        written to disk, so no file can be planted in its place) until
+        :meth:`task_result` hands it back; progress too (:meth:`task_progress`), so a
+        reloaded page finds both. Returns False when a task with this key is already
+        running or has finished (:meth:`discard_task` forgets a finished one).
         """
+        from recsys_core.training.callbacks import Cancelled
+
         with self._lock:
+            if self._closing.is_set():
+                return False
             if key in self._tasks and self._tasks[key]["state"] in ("running", "done"):
                 return False
+            handle = TaskHandle(self, key, threading.Event())
             self._tasks[key] = {
                 "state": "running",
                 "error": None,
                 "started": time.time(),
                 "result": None,
+                "cancel": handle.cancel_event,
+                "progress": {"fraction": 0.0, "line": "starting", "seconds": 0.0},
             }
 
         def target() -> None:
             try:
-                value = fn()
+                value = fn(handle)
                 result = {"state": "done", "error": None, "result": value}
+            except Cancelled:
+                result = {"state": "cancelled", "error": None}
             except Exception as exc:
                 log.exception("task %s failed", key)
                 result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
             with self._lock:
-                self._tasks[key].update(result)
+                self._tasks[key].update(result, finished=time.time())
 
-        threading.Thread(target=target, name=f"rtl-task-{key[:20]}", daemon=True).start()
+        thread = threading.Thread(target=target, name=f"rtl-task-{key[:20]}", daemon=True)
+        with self._lock:
+            self._watch(thread)
+        thread.start()
         return True
 
     def task_state(self, key: str) -> tuple[str | None, str | None]:
-        """(state, error) of a side task: state None (never started), running, done, failed."""
+        """(state, error) of a side task: state None (never started), running, done,
+        failed, cancelled (stopped before it returned anything)."""
         with self._lock:
             t = self._tasks.get(key)
             return (None, None) if t is None else (t["state"], t["error"])
@@ -489,6 +591,58 @@ class JobManager:
         with self._lock:
             t = self._tasks.get(key)
             return t["result"] if t is not None and t["state"] == "done" else None
+
+    def task_progress(self, key: str) -> dict[str, Any]:
+        """The last progress a side task reported: fraction (0..1), line (words),
+        seconds since it started, eta_s (seconds left, estimated from the pace so far,
+        or None), plus whatever else it reported. {} for an unknown key."""
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None:
+                return {}
+            p = dict(t["progress"])
+            end = t.get("finished") or time.time()
+        p["seconds"] = end - float(t["started"])
+        p.setdefault("eta_s", eta_seconds(p["seconds"], p.get("fraction")))
+        return p
+
+    def cancel_task(self, key: str) -> bool:
+        """Ask a running side task to stop (its ``should_cancel`` turns True)."""
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None or t["state"] != "running":
+                return False
+            t["cancel"].set()
+            return True
+
+    def task_cancelling(self, key: str) -> bool:
+        """Whether a stop was asked for side task ``key``."""
+        with self._lock:
+            t = self._tasks.get(key)
+            return t is not None and t["cancel"].is_set()
+
+    def task_keys(self, prefix: str = "", state: str | None = None) -> list[str]:
+        """Keys of this manager's side tasks starting with ``prefix`` (in any state, or
+        in ``state``), oldest first: what a reloaded page can find again."""
+        with self._lock:
+            return [
+                k
+                for k, t in self._tasks.items()
+                if k.startswith(prefix) and (state is None or t["state"] == state)
+            ]
+
+    def discard_task(self, key: str) -> None:
+        """Forget a side task that is no longer running (so it may be started afresh)."""
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is not None and t["state"] != "running":
+                del self._tasks[key]
+
+    def _task_report(self, key: str, info: dict[str, Any]) -> None:
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is not None:
+                t["progress"] = {**t["progress"], **info}
 
     # ------------------------------------------------------------------ device
 
@@ -504,6 +658,7 @@ class JobManager:
                     target=self._probe_device, name="rtl-device", daemon=True
                 )
                 self._device_thread.start()
+                self._watch(self._device_thread)
         return None
 
     def _probe_device(self) -> None:
@@ -522,4 +677,104 @@ class JobManager:
             self._device = info
 
 
-__all__ = ["JobInfo", "JobManager", "needs_text"]
+def eta_seconds(elapsed: float, fraction: float | None) -> float | None:
+    """Seconds left at the pace so far (None before there is a pace to go by)."""
+    if fraction is None:
+        return None
+    if fraction >= 1.0:
+        return 0.0
+    if fraction < 0.01 or elapsed < 1.0:  # too early: the first steps say little
+        return None
+    return elapsed * (1.0 - fraction) / fraction
+
+
+@dataclass(frozen=True)
+class TaskHandle:
+    """What a side task sees of its manager: report progress, ask whether to stop."""
+
+    manager: JobManager
+    key: str
+    cancel_event: threading.Event
+
+    def report(self, fraction: float | None = None, line: str | None = None, **info: Any) -> None:
+        """Record progress: ``fraction`` of the work done (0..1), ``line`` in words,
+        ``eta_s`` when the task knows better than the pace so far."""
+        upd = dict(info)
+        if fraction is not None:
+            upd["fraction"] = float(min(max(fraction, 0.0), 1.0))
+        if line is not None:
+            upd["line"] = str(line)
+        self.manager._task_report(self.key, upd)
+
+    def should_cancel(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def callbacks(self, log: Callable[[str], None] | None = None):
+        """Engine callbacks whose progress events feed :meth:`report`."""
+        from recsys_core.training.callbacks import Callbacks
+
+        def on_progress(ev) -> None:
+            self.report(ev.fraction, ev.stage)
+
+        return Callbacks(on_progress=on_progress, should_cancel=self.should_cancel, log=log)
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    manager = ref()
+    if manager is not None:
+        manager.close()
+
+
+OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+"""What an owner token may look like (the app draws 16 URL-safe characters)."""
+
+
+class JobRegistry:
+    """The JobManagers of one server process, one per owner (a browser user).
+
+    The app keeps a single registry for the whole server (``st.cache_resource``, which
+    every session shares), and that is safe only because every lookup is keyed by the
+    owner: a session asks for its own user's manager and never sees another's. A
+    user's manager outlives their page loads, which is the point: a reload or a second
+    tab finds the same queue. Managers are small once their jobs have ended (the
+    scenario is dropped), and the registry lives as long as the server.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._managers: dict[str, JobManager] = {}
+
+    def manager(self, owner: str) -> JobManager:
+        """The JobManager of ``owner``, created on first use.
+
+        Raises:
+            ValueError: for a token that is not 8-64 letters, digits, "-" or "_".
+        """
+        if not isinstance(owner, str) or not OWNER_RE.match(owner):
+            raise ValueError("an owner is 8-64 letters, digits, '-' or '_'")
+        with self._lock:
+            jm = self._managers.get(owner)
+            if jm is None:
+                jm = self._managers[owner] = JobManager(owner[:8], owner=owner)
+            return jm
+
+    def owners(self) -> list[str]:
+        with self._lock:
+            return list(self._managers)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Close every manager (cancel, join); True when every thread has ended."""
+        with self._lock:
+            managers = list(self._managers.values())
+        deadline = time.monotonic() + timeout
+        return all([m.close(max(0.0, deadline - time.monotonic())) for m in managers])
+
+
+__all__ = [
+    "JobInfo",
+    "JobManager",
+    "JobRegistry",
+    "TaskHandle",
+    "eta_seconds",
+    "needs_text",
+]

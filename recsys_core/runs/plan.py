@@ -143,14 +143,24 @@ def reusable_run(store, scn: Scenario, request: RunRequest, name: str) -> str | 
     return None
 
 
+ONE_OFF_STEPS = ("encode_text", "load")
+"""Steps a run may have paid for that the next one will not: the text vectors are cached
+on disk, and a batch loads its data once."""
+
+
 def typical_seconds(store, names: list[str]) -> dict[str, float | None]:
-    """Median total seconds of the store's finished runs of each strategy (None when it
-    has none): the time estimates the app shows before training."""
+    """Median seconds of the store's finished runs of each strategy (None when it has
+    none), without the one-off steps (:data:`ONE_OFF_STEPS`): the time estimates the
+    app shows before training."""
     out: dict[str, float | None] = dict.fromkeys(names)
     runs = store.list_runs(status="done")
     for n in names:
         ids = list(runs.loc[runs["strategy"] == n, "run_id"][:20])
-        secs = [store.get_run(r).get("seconds", {}).get("total") for r in ids]
-        secs = [float(x) for x in secs if isinstance(x, int | float)]
+        secs = []
+        for r in ids:
+            s = store.get_run(r).get("seconds") or {}
+            if isinstance(s.get("total"), int | float):
+                once = sum(float(s.get(k) or 0.0) for k in ONE_OFF_STEPS)
+                secs.append(max(float(s["total"]) - once, 0.0))
         out[n] = float(np.median(secs)) if secs else None
     return out

@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at       REAL NOT NULL,
     started_at       REAL,
     finished_at      REAL,
-    heartbeat_at     REAL
+    heartbeat_at     REAL,
+    owner            TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_scenario ON runs (scenario, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
@@ -279,6 +280,13 @@ class RunStore:
                         f"(schema {version}); upgrade recsys-transfer-lab or choose another folder"
                     )
                 con.executescript(_SCHEMA)
+                # ``owner`` came later: a nullable column added in place. Older code reads
+                # rows by name and inserts named columns, so it keeps working on this file
+                # (hence no schema version bump).
+                cols = {r[1] for r in con.execute("PRAGMA table_info(runs)").fetchall()}
+                if "owner" not in cols:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                        con.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
                 con.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -359,6 +367,7 @@ class RunStore:
         config: Mapping[str, Any],
         data_fingerprint: str,
         label: str | None = None,
+        owner: str | None = None,
     ) -> str:
         """Register a new run in status "queued" and create its folder.
 
@@ -368,6 +377,8 @@ class RunStore:
             config: JSON-able settings of the run (stored in the DB and as config.json).
             data_fingerprint: hash of the data the run uses, to tell comparable runs apart.
             label: optional name shown to the analyst.
+            owner: who asked for the run (the app's browser user, an opaque token), so
+                the runs of one user can be found again after a reload; None for the CLI.
 
         Returns:
             The run id, e.g. "20261122-142501-fine-tune-3fa2" (UTC time, strategy, random).
@@ -387,10 +398,10 @@ class RunStore:
                     con.execute(
                         "INSERT INTO runs (run_id, label, strategy, scenario, status, "
                         "config_json, data_fingerprint, pid, pid_start, hostname, created_at, "
-                        "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                        "updated_at, owner) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             run_id, label, strategy, scenario, config_json, str(data_fingerprint),
-                            pid, _process_start(pid), self._hostname, now, now,
+                            pid, _process_start(pid), self._hostname, now, now, owner,
                         ),
                     )  # fmt: skip
             except sqlite3.IntegrityError:
@@ -581,24 +592,31 @@ class RunStore:
     # -- queries ------------------------------------------------------------------------
 
     def list_runs(
-        self, scenario: str | None = None, status: Status | Iterable[Status] | None = None
+        self,
+        scenario: str | None = None,
+        status: Status | Iterable[Status] | None = None,
+        owner: str | None = None,
     ) -> pd.DataFrame:
         """All runs, newest first, after :meth:`reconcile`.
 
         Args:
             scenario: keep only this scenario's runs.
             status: keep only runs in this status (or any of these statuses).
+            owner: keep only the runs created with this owner.
 
         Returns:
             DataFrame with columns run_id, label, strategy, scenario, status, error,
             data_fingerprint, created_at, updated_at, started_at, finished_at,
-            heartbeat_at (the times as UTC datetimes), one row per run.
+            heartbeat_at (the times as UTC datetimes), owner, one row per run.
         """
         self.reconcile()
         where, args = [], []
         if scenario is not None:
             where.append("scenario = ?")
             args.append(scenario)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
             bad = [s for s in wanted if s not in STATUSES]
@@ -608,7 +626,7 @@ class RunStore:
             args.extend(wanted)
         cols = [
             "run_id", "label", "strategy", "scenario", "status", "error", "data_fingerprint",
-            "created_at", "updated_at", "started_at", "finished_at", "heartbeat_at",
+            "created_at", "updated_at", "started_at", "finished_at", "heartbeat_at", "owner",
         ]  # fmt: skip
         sql = f"SELECT {', '.join(cols)} FROM runs"
         if where:
@@ -617,7 +635,7 @@ class RunStore:
         with self._connect() as con:
             rows = [tuple(r) for r in con.execute(sql, args).fetchall()]
         df = pd.DataFrame(rows, columns=cols)
-        for c in cols[7:]:
+        for c in cols[7:12]:
             df[c] = pd.to_datetime(df[c].astype("float64"), unit="s", utc=True)
         return df
 
@@ -627,8 +645,9 @@ class RunStore:
         Returns:
             dict with run_id, label, strategy, scenario, status, error, config (dict),
             data_fingerprint, progress (dict, latest heartbeat), metrics (list of dicts),
-            seconds (dict), extra (dict), pid, hostname, created_at, updated_at,
-            started_at, finished_at, heartbeat_at (UTC datetimes or None) and run_dir.
+            seconds (dict), extra (dict), pid, hostname, owner (who asked for it, or
+            None), created_at, updated_at, started_at, finished_at, heartbeat_at (UTC
+            datetimes or None) and run_dir.
         """
         self.reconcile([run_id])
         with self._connect() as con:
@@ -648,6 +667,7 @@ class RunStore:
             "extra": _loads(r["extra_json"], {}),
             "pid": r["pid"],
             "hostname": r["hostname"],
+            "owner": r["owner"],
             "created_at": _dt(r["created_at"]),
             "updated_at": _dt(r["updated_at"]),
             "started_at": _dt(r["started_at"]),

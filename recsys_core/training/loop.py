@@ -28,6 +28,8 @@ from recsys_core.training.optim import Adam, RowAdam
 
 Loss = Literal["bpr", "softmax", "full-softmax"]
 
+PROGRESS_EVERY_S = 2.0
+"""Seconds between progress reports inside an epoch (each one is a run-store write)."""
 _DENSE_POSITIVES_MAX = 1 << 25
 """largest user x item grid (cells) kept as a dense positives bitmap (32 MB of bool)."""
 
@@ -393,12 +395,30 @@ def train(
     bad_epochs = 0
     t0 = time.perf_counter()
     step = 0
+    # Announce the stage at once (a bar appears, the run's clock starts), then report
+    # within an epoch too: one epoch of source pre-training can take minutes.
+    cb.progress(ProgressEvent(stage=stage, epochs=cfg.epochs, fraction=0.0))
+    last_report = t0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(main.n, generator=gen)[:epoch_len].to(device)
         epoch_loss, n_batches = 0.0, 0
         for b in range(steps_per_epoch):
             cb.check_cancel()
+            now = time.perf_counter()
+            if n_batches and now - last_report >= PROGRESS_EVERY_S:
+                last_report = now
+                cb.progress(
+                    ProgressEvent(
+                        stage=stage,
+                        epoch=epoch,
+                        epochs=cfg.epochs,
+                        step=step,
+                        loss=epoch_loss / n_batches,
+                        seconds=now - t0,
+                        fraction=(epoch - 1 + b / steps_per_epoch) / cfg.epochs,
+                    )
+                )
             batches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
             for d in dd:
                 if d is main:
@@ -467,6 +487,7 @@ def train(
                             o.lr *= cfg.lr_decay
         result.history.append(row)
         result.epochs_run = epoch
+        last_report = time.perf_counter()
         cb.progress(
             ProgressEvent(
                 stage=stage,

@@ -183,3 +183,18 @@ def test_engine_side_never_imports_streamlit(module: str) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_no_page_prints_a_stray_string() -> None:
+    """Streamlit's magic writes any bare expression of a page script to the page: a
+    string under a constant (an attribute docstring) would show up as text."""
+    import ast
+
+    for path in [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]:
+        body = ast.parse(path.read_text()).body
+        stray = [
+            n.lineno
+            for i, n in enumerate(body)
+            if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and i > 0
+        ]
+        assert not stray, f"{path.name}: bare string at line(s) {stray}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys_core.compare import compare_runs, verdict
 from tests.app.conftest import displayed, frame_with, texts
@@ -233,3 +234,36 @@ def test_upload_needs_the_runs_split_loaded(app, finished_runs) -> None:
     open_compare(app)  # no scenario in this session
     assert not app.get("file_uploader")
     assert any(b.proto.label.startswith("Load sample with the runs' split") for b in app.button)
+
+
+def test_time_chart_charges_source_pretraining_to_the_run_that_paid(
+    loaded_app, finished_runs
+) -> None:
+    """popularity, target-only and fine-tune trained in one batch: only fine-tune trained
+    the source model, so only its bar has a "pretrain source" part, and it is the run's
+    stored figure."""
+    store, ids = finished_runs
+    at = open_compare(loaded_app)
+    for box in at.multiselect:
+        if box.key == "compare_runs" and set(box.options) and len(box.value) < 3:
+            box.set_value(list(box.options)).run()
+    import base64
+    import json
+
+    def values(v):  # plotly sends numeric arrays as {"dtype", "bdata"} (base64)
+        if isinstance(v, dict):
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+        return list(v)
+
+    fig = next(
+        json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Wall-clock" in c.proto.spec
+    )
+    bars = {t["name"]: t for t in fig["data"] if t["type"] == "bar" and t["xaxis"] == "x"}
+    assert list(bars)[:2] == ["pretrain source", "fit"] and "evaluate" in bars
+    assert "encode text" not in bars  # the text came in ready-made: nobody paid for it
+    pre = dict(zip(values(bars["pretrain source"]["x"]), values(bars["pretrain source"]["y"])))
+    ft = store.get_run(ids[2])
+    paid = [name for name, y in pre.items() if y > 0]
+    assert len(paid) == 1 and "fine-tune" in paid[0]
+    assert pre[paid[0]] == pytest.approx(ft["seconds"]["pretrain_source"])
+    assert any("shows on the run that paid for it" in c for c in texts(at, "caption"))

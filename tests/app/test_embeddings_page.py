@@ -138,3 +138,85 @@ def test_genre_colours_are_distinct_and_rare_genres_grouped() -> None:
     assert traces["users"] == charts.SPECIAL_COLORS["users"]
     other = next(t for t in fig.data if t.name == "other")
     assert len(other.x) == sum(40 - i for i in range(10, 18))  # g10..g17, the 8 rarest
+
+
+def test_umap_shows_its_progress_over_the_pca_map_then_replaces_it(
+    loaded_app, finished_runs, monkeypatch
+) -> None:
+    """Compute UMAP: PCA stays on screen with a progress bar (graph, then epochs, time
+    left) and a Stop button; when the fit is done the next run shows the UMAP map."""
+    import threading
+    import time
+
+    from recsys_core.embeddings import projection
+    from recsys_core.training.callbacks import ProgressEvent
+
+    release = threading.Event()
+
+    def slow_umap(X, seed, n_neighbors, min_dist, cb=None):  # stands in for umap-learn
+        cb.progress(ProgressEvent(stage="UMAP: neighbour graph", fraction=0.0))
+        for epoch, secs in ((0, 10.0), (50, 20.0), (100, 30.0)):
+            cb.progress(
+                ProgressEvent(stage="UMAP: layout", epoch=epoch, epochs=200, seconds=secs,
+                              fraction=0.3 + 0.7 * epoch / 200)
+            )  # fmt: skip
+        release.wait(30)
+        cb.check_cancel()
+        return projection._fit_pca(X) * -1.0  # recognisably not the PCA map
+
+    monkeypatch.setattr(projection, "_fit_umap", slow_umap)
+    at = open_emb(loaded_app)
+    at.button(key="emb_umap_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    jm = at.session_state[state.JOBS]
+    (key,) = [k for k in jm.task_keys("umap-") if jm.task_state(k)[0] == "running"]
+    deadline = time.monotonic() + 30
+    while "epoch 100/200" not in jm.task_progress(key).get("line", ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    at.run()
+    (bar,) = at.get("progress")
+    # 10 s per 50 epochs -> 100 epochs to go: about 20 s left
+    assert bar.proto.text.startswith("UMAP: layout · epoch 100/200 · ")
+    assert bar.proto.text.endswith("about 20 s left") and bar.proto.value in (64, 65)
+    assert at.button(key="emb_umap_stop").label == "Stop"
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
+    assert any("UMAP map replaces it when it is ready" in c for c in texts(at, "caption"))
+    release.set()
+    while jm.task_state(key)[0] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert jm.task_state(key) == ("done", None)
+    at.run()
+    assert not at.get("progress")
+    assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
+
+
+def test_umap_can_be_stopped_and_the_pca_map_stays(loaded_app, finished_runs, monkeypatch) -> None:
+    import time
+
+    from recsys_core.embeddings import projection
+    from recsys_core.training.callbacks import ProgressEvent
+
+    def endless_umap(X, seed, n_neighbors, min_dist, cb=None):
+        while True:
+            cb.progress(ProgressEvent(stage="UMAP: neighbour graph", fraction=0.0))
+            cb.check_cancel()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(projection, "_fit_umap", endless_umap)
+    at = open_emb(loaded_app)
+    at.toggle(key="emb_source_items").set_value(False).run()  # points no UMAP is cached for
+    at.button(key="emb_umap_go").click().run()
+    jm = at.session_state[state.JOBS]
+    (key,) = [k for k in jm.task_keys("umap-") if jm.task_state(k)[0] == "running"]
+    at.button(key="emb_umap_stop").click().run()
+    deadline = time.monotonic() + 30
+    while jm.task_state(key)[0] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert jm.task_state(key) == ("cancelled", None)
+    at.run()
+    assert any("UMAP was stopped" in c for c in texts(at, "caption"))
+    assert any(c.startswith("PCA of 90 points") for c in texts(at, "caption"))
+    assert at.button(key="emb_umap_go").label == "Compute UMAP"  # may start again

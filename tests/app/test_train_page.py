@@ -21,7 +21,7 @@ def test_without_data_the_page_says_so(app) -> None:
     open_train(app)
     assert any("No data loaded yet" in t for t in texts(app, "markdown"))
     assert not [b for b in app.button if b.key == "train_go"]
-    assert any("No jobs in this session yet" in c for c in texts(app, "caption"))
+    assert any(c.startswith("No jobs yet") for c in texts(app, "caption"))
 
 
 def test_strategies_are_listed_with_their_summary_and_availability(loaded_app) -> None:
@@ -159,3 +159,103 @@ def test_what_if_grid_queues_one_run_per_value_and_cancel_works(loaded_app, monk
     assert store.get_run(jobs[1].run_ids[0])["status"] == "queued"
     for j in jobs[1:]:
         jm.cancel(j.job_id)
+
+
+def test_jobs_belong_to_the_browser_user_and_survive_a_reload(env_dirs, scenario) -> None:
+    """A reload is a new session with the same ``?user=`` in the URL: it finds the
+    queue and can cancel; another user finds nothing. The owner is on the runs."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import APP, quick_request
+
+    scn, spec, split = scenario
+    first = AppTest.from_file(APP, default_timeout=60)
+    first.run()
+    owner = first.session_state[state.OWNER]
+    assert first.query_params[state.OWNER_PARAM] == owner  # written to the URL
+    jm: JobManager = first.session_state[state.JOBS]
+    assert jm is state.job_registry().manager(owner) and jm.owner == owner
+    jm._ensure_worker = lambda: None  # keep the job queued: nothing trains
+    job = jm.submit(spec, split, "before-target", quick_request("popularity"), env_dirs[0],
+                    scenario=scn)  # fmt: skip
+    store = RunStore(env_dirs[0])
+    run_id = jm.get(job).run_ids[0]
+    assert store.get_run(run_id)["owner"] == owner
+    assert store.list_runs(owner=owner)["run_id"].tolist() == [run_id]
+
+    # F5: a new session, same URL. No scenario any more, but the job, its run and Cancel.
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params[state.OWNER_PARAM] = owner
+    again.run()
+    again.switch_page("views/train.py").run()
+    assert not again.exception, [e.message for e in again.exception]
+    assert again.session_state[state.OWNER] == owner
+    assert any("No data loaded yet" in t for t in texts(again, "markdown"))
+    assert any(
+        c.startswith("Your jobs are below: they kept running") for c in texts(again, "caption")
+    )
+    assert any("**popularity**" in m for m in texts(again, "markdown"))
+    assert any(p.proto.text == "waiting for its turn" for p in again.get("progress"))
+    again.button(key=f"train_cancel_{job}").click().run()
+    assert jm.get(job).state == "cancelled"
+    assert store.get_run(run_id)["status"] == "cancelled"
+    assert not [b for b in again.button if b.key == f"train_cancel_{job}"]
+
+    # Another browser (no token, or a different one) sees none of it.
+    other = AppTest.from_file(APP, default_timeout=60)
+    other.query_params[state.OWNER_PARAM] = "someone-else-entirely"
+    other.run()
+    other.switch_page("views/train.py").run()
+    assert other.session_state[state.OWNER] == "someone-else-entirely"
+    assert any(c.startswith("No jobs yet") for c in texts(other, "caption"))
+    # A malformed token is replaced, never used as a key.
+    bad = AppTest.from_file(APP, default_timeout=60)
+    bad.query_params[state.OWNER_PARAM] = "../../etc"
+    bad.run()
+    assert bad.session_state[state.OWNER] != "../../etc"
+    assert bad.query_params[state.OWNER_PARAM] == bad.session_state[state.OWNER]
+
+
+def test_live_panel_shows_each_step_with_time_left(loaded_app, monkeypatch) -> None:
+    """Text encoding is a step with its own bar and an estimate; training says "at most"
+    (early stopping may end it sooner); loading the text model says so."""
+    from ui.progress import duration, time_left
+
+    at = loaded_app
+    jm = JobManager("test")
+    monkeypatch.setattr(jm, "_ensure_worker", lambda: None)
+    at.session_state[state.JOBS] = jm
+    open_train(at)
+    at.checkbox(key="train_pick_popularity").uncheck()
+    at.checkbox(key="train_pick_fine-tune").uncheck()
+    at.run()
+    at.button(key="train_go").click().run()
+    (job,) = jm.jobs()
+    (rid,) = job.run_ids
+    store = RunStore(at.session_state[state.STORE_ROOT])
+    store.set_status(rid, "running")
+
+    def bar_text() -> tuple[float, str]:
+        at.run()
+        (bar,) = [p for p in at.get("progress") if p.proto.text != "waiting for its turn"]
+        return bar.proto.value, bar.proto.text
+
+    store.heartbeat(rid, {"stage": "encode text", "fraction": 0.0, "seconds": 0.0})
+    assert bar_text() == (0, "encode text · loading the text model")
+    store.heartbeat(rid, {"stage": "encode text", "fraction": 0.25, "seconds": 30.0})
+    assert bar_text() == (25, "encode text · 30 s · about 1.5 min left")
+    store.heartbeat(
+        rid,
+        {"stage": "pretrain source", "epoch": 1, "epochs": 3, "loss": 0.5, "seconds": 100.0,
+         "fraction": 0.5},
+    )  # fmt: skip
+    assert bar_text() == (
+        50,
+        "pretrain source · epoch 1/3 · loss 0.5000 · 1.7 min · at most 1.7 min left",
+    )
+    jm.cancel(job.job_id)
+    # the wording itself
+    assert [duration(s) for s in (12, 150, 900, 4000)] == ["12 s", "2.5 min", "15 min", "1 h 6 min"]
+    assert (
+        time_left(0.5, 0.5) is None and time_left(10, None) is None and time_left(10, 1.0) is None
+    )

@@ -128,13 +128,14 @@ def test_no_scenario_points_to_the_data_page(app) -> None:
 def test_defaults_and_bad_values(loaded_app) -> None:
     at = open_whatif(loaded_app)
     assert at.radio(key="whatif_factor").value == "warm_users"
-    assert at.text_input(key="whatif_values_warm_users").value == "10, 30, 100, 300, all"
-    assert at.multiselect(key="whatif_strategies").value == ["fine-tune", "mapping"]
+    # a first curve in a few minutes: three values, one draw, fine-tune against EASE
+    assert at.text_input(key="whatif_values_warm_users").value == "30, 100, all"
+    assert at.number_input(key="whatif_draws").value == 1
+    assert at.multiselect(key="whatif_strategies").value == ["fine-tune"]
     assert at.multiselect(key="whatif_baselines").value == ["popularity", "target-only"]
+    assert at.selectbox(key="whatif_model").value == "ease"
     at.radio(key="whatif_factor").set_value("source_interactions").run()
-    assert at.text_input(key="whatif_values_source_interactions").value == (
-        "0, 3, 10, 30, 100, all"
-    )
+    assert at.text_input(key="whatif_values_source_interactions").value == "0, 10, all"
     at.text_input(key="whatif_values_source_interactions").set_value("0, lots").run()
     assert not at.exception
     assert any("curve values must be integers or 'all'" in displayed(e.value) for e in at.error)
@@ -177,3 +178,86 @@ def test_compute_curve_on_the_sample_in_the_background(loaded_app) -> None:
     assert not math.isnan(pts["delta"].iloc[0])
     # The choices are the same: the stored curve is shown, no button to compute it again.
     assert all(b.key != "whatif_go" for b in at.button)
+
+
+def test_strategies_that_cannot_run_are_not_offered(app, scenario) -> None:
+    from dataclasses import replace
+
+    scn = scenario[0]
+    single = replace(scn, source=None, links=None, source_train=scn.source_train.iloc[0:0])
+    app.session_state[state.SCENARIO] = single
+    app.session_state["whatif_strategies"] = ["mapping", "fusion"]  # picked on another scenario
+    at = open_whatif(app)
+    box = at.multiselect(key="whatif_strategies")
+    assert "fusion" in box.options
+    for name in ("fine-tune", "distill", "adapt", "mapping"):
+        assert name not in box.options
+    assert box.value == ["fusion"]  # the stale pick is dropped, no error
+    note = next(c for c in texts(at, "caption") if c.startswith("Not offered on this scenario"))
+    assert "**mapping** (mapping needs a source domain" in note
+
+
+def test_mapping_is_not_offered_without_shared_users(app, scenario) -> None:
+    from dataclasses import replace
+
+    scn = scenario[0]
+    app.session_state[state.SCENARIO] = replace(scn, links=replace(scn.links, shared_users=0))
+    at = open_whatif(app)
+    box = at.multiselect(key="whatif_strategies")
+    assert "mapping" not in box.options and "fine-tune" in box.options
+    assert any("**mapping** (mapping needs users present in both domains" in c
+               for c in texts(at, "caption"))  # fmt: skip
+
+
+def test_a_time_estimate_is_given_before_starting(loaded_app, finished_runs) -> None:
+    from recsys_core.pipeline import typical_seconds
+    from ui.progress import duration
+
+    store, _ = finished_runs
+    at = open_whatif(loaded_app)
+    at.multiselect(key="whatif_strategies").set_value(["fine-tune"])
+    at.text_input(key="whatif_values_warm_users").set_value("5, all")
+    at.number_input(key="whatif_draws").set_value(2).run()
+    typical = typical_seconds(store, ["popularity", "target-only", "fine-tune"])
+    total = sum(s * 4 for s in typical.values())
+    cap = next(c for c in texts(at, "caption") if "12 fits (2 values × 2 draws" in c)
+    assert f"About **{duration(total)}** on this machine" in cap
+    assert f"fine-tune: {duration(typical['fine-tune'])} × 4" in cap
+    # a strategy never trained with this store: no figure made up for it
+    at.multiselect(key="whatif_strategies").set_value(["adapt"]).run()
+    cap = next(c for c in texts(at, "caption") if "fits (" in c)
+    known = typical["popularity"] * 4 + typical["target-only"] * 4
+    assert f"At least **{duration(known)}** on this machine" in cap
+    assert "**adapt** never trained with this run store, so not counted" in cap
+
+
+def test_stop_keeps_the_values_already_computed(loaded_app) -> None:
+    at = open_whatif(loaded_app)
+    at.text_input(key="whatif_values_warm_users").set_value("5, 10, all")
+    at.multiselect(key="whatif_strategies").set_value(["fusion"])
+    at.number_input(key="whatif_nboot").set_value(100)
+    at.number_input(key="whatif_epochs").set_value(40)  # fusion trains long enough to stop it
+    at.number_input(key="whatif_dim").set_value(256)
+    at.run()
+    at.button(key="whatif_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.get("progress") and at.button(key="whatif_stop").label == "Stop"
+    jm = at.session_state[state.JOBS]
+    (key,) = jm.task_keys("whatif-", state="running")
+    deadline = time.monotonic() + 120
+    while "fit 6/9: fusion at warm target users = 10" not in jm.task_progress(key).get("line", ""):
+        assert jm.task_state(key)[0] == "running" and time.monotonic() < deadline
+        time.sleep(0.01)
+    at.button(key="whatif_stop").click().run()
+    while jm.task_state(key)[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    result = jm.task_result(key)
+    done = result["values_done"]
+    assert result["complete"] is False and done in (1, 2)  # stopped at or after value 10
+    at.run()
+    assert not at.exception
+    assert any(f"Stopped after {done} of 3 values" in displayed(i.value) for i in at.info)
+    pts = next(d.value for d in at.dataframe if "ci_low" in d.value.columns)
+    assert set(pts["value"].astype(str)) == ({"5"} if done == 1 else {"5", "10"})
+    assert pts["delta"].notna().any()
+    assert at.button(key="whatif_go").label == "Compute the full curve"

@@ -2,9 +2,11 @@
 
 Loads the ML-100K demo, trains two quick strategies (popularity, and target-only with
 BPR-MF so the text model is never loaded), checks that the comparison table, an
-embedding map and a user's recommendations are visible, that a second browser session
-does not see the first one's jobs, and that a broken upload shows the loader's message
-with its line. Screenshots of every page go to ``test-artifacts/`` (gitignored).
+embedding map (then the UMAP map, appearing by itself) and a user's recommendations are
+visible, that a second browser does not see the first one's jobs, and that a broken
+upload shows the loader's message with its line. A second test reloads the Train page
+during a run (its progress and Cancel come back) and stops the server with a run
+training (a clean exit). Screenshots go to ``test-artifacts/`` (gitignored).
 
 Needs Debian's Chromium at /usr/bin/chromium (``make browser-deps``); never runs
 ``playwright install``. Run with ``pytest -m browser tests/browser``.
@@ -45,14 +47,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def start_server(tmp_path_factory: pytest.TempPathFactory, cache: Path | None = None) -> dict:
+    """``streamlit run app.py`` on a free port with its own run store; returns once it
+    answers /_stcore/health: {"url", "t0", "health_s", "runs", "cache", "log", "proc"}."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium (run `make browser-deps`)")
     pytest.importorskip("playwright.sync_api")
     port = free_port()
     runs = tmp_path_factory.mktemp("runs")
-    cache = tmp_path_factory.mktemp("cache")
+    cache = cache or tmp_path_factory.mktemp("cache")
     env = {
         **os.environ,
         "RTL_RUN_STORE": str(runs),
@@ -82,13 +85,33 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         proc.terminate()
         log.seek(0)
         pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
-    yield {"url": url, "t0": t0, "health_s": time.perf_counter() - t0, "runs": runs, "log": log}
+    return {
+        "url": url, "t0": t0, "health_s": time.perf_counter() - t0, "runs": runs,
+        "cache": cache, "log": log, "proc": proc,
+    }  # fmt: skip
+
+
+def stop_server(srv: dict, timeout: float = 60) -> str:
+    """SIGTERM (what Ctrl-C or a service manager sends), wait, and return the log."""
+    proc = srv["proc"]
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log = srv["log"]
+    log.flush()
+    log.seek(0)
+    text = log.read()
     log.close()
+    return text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = start_server(tmp_path_factory)
+    yield srv
+    stop_server(srv, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +239,7 @@ def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser
     p2.goto(server["url"])
     p2.get_by_text("No data loaded yet").first.wait_for()
     goto(p2, "Train")
-    assert p2.get_by_text("No jobs in this session yet").first.is_visible()
+    assert p2.get_by_text("No jobs yet").first.is_visible()
     assert p2.get_by_text("popularity + target-only").count() == 0
     # A deep link (a bookmark, or a reload on a page other than the first) opens the
     # page inside the app: Streamlit must not run the page file alone, as it does for a
@@ -244,6 +267,17 @@ def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser
     idle(page)
     shot(page, "07_embeddings")
 
+    # UMAP in the background: its progress over the PCA map, then the UMAP map appears
+    # by itself (a fragment polls the task; nobody clicks).
+    page.get_by_role("button", name="Compute UMAP").click()
+    page.locator("[data-testid='stProgress']", has_text="UMAP:").first.wait_for()
+    assert page.get_by_text("PCA of").first.is_visible()
+    shot(page, "07b_embeddings_umap_running")
+    page.get_by_text("UMAP of").first.wait_for(timeout=300_000)
+    idle(page)
+    assert page.locator("[data-testid='stProgress']", has_text="UMAP:").count() == 0
+    shot(page, "07c_embeddings_umap_done")
+
     # Users: a warm user's lists side by side.
     goto(page, "Users")
     page.get_by_text("hit(s) in the top").first.wait_for(timeout=60_000)
@@ -266,3 +300,91 @@ def test_demo_train_compare_embeddings_users_and_a_broken_upload(server, browser
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "09_data_broken_upload")
     ctx.close()
+
+
+def test_a_reload_during_a_run_brings_back_its_progress_and_cancel(
+    server, browser, tmp_path_factory
+) -> None:
+    """Jobs belong to the browser's user (``?user=`` in the URL), not to a page load: F5
+    on Train, or a second tab, finds the queue, the live progress and a working Cancel.
+    Then the server is stopped (SIGTERM) with a run training: it stops cleanly."""
+    import re
+
+    srv = start_server(tmp_path_factory, cache=server["cache"])  # its own server to stop
+    try:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(srv["url"])
+        page.get_by_text("Built-in demo").first.wait_for()
+        idle(page)
+        page.locator(".st-key-data_demo_ml100k button").click()
+        page.get_by_text("Test users per segment").first.wait_for(timeout=120_000)
+        idle(page)
+        assert re.search(r"[?&]user=[A-Za-z0-9_-]{16}", page.url), page.url
+
+        # Two long jobs of target-only (BPR-MF, no text model): the second waits its turn.
+        goto(page, "Train")
+        page.locator(".st-key-train_pick_popularity label").click()
+        idle(page)
+        page.get_by_text("Model and training settings").click()
+        choose(page, "train_set_model", "bpr-mf")
+        choose(page, "train_set_loss", "bpr")
+        for key, value in (("epochs", "400"), ("patience", "400"), ("dim", "16")):
+            page.locator(f".st-key-train_set_{key} input").fill(value)
+            page.locator(f".st-key-train_set_{key} input").press("Enter")
+            idle(page)
+        for label in ("long one", "long two"):
+            page.locator(".st-key-train_label input").fill(label)
+            page.locator(".st-key-train_label input").press("Enter")
+            idle(page)
+            page.locator(".st-key-train_go button").click()
+            page.get_by_text("Queued 1 run(s)").first.wait_for()
+            idle(page)
+        epoch = re.compile(r"epoch \d+/400")
+        page.get_by_text(epoch).first.wait_for(timeout=180_000)
+
+        # F5: the scenario is gone with the page load, the jobs are not.
+        page.reload()
+        page.get_by_role("heading", name="Train", exact=True).first.wait_for()
+        idle(page)
+        assert page.get_by_text("No data loaded yet").first.is_visible()
+        page.get_by_text("long one").first.wait_for()
+        bar = page.locator("[data-testid='stProgress']", has_text=epoch).first
+        bar.wait_for()
+        first = bar.inner_text()
+        page.wait_for_timeout(4_000)  # the live panel keeps polling after the reload
+        assert (
+            page.locator("[data-testid='stProgress']", has_text=epoch).first.inner_text() != first
+        )
+        assert page.get_by_text("waiting for its turn").first.is_visible()  # long two
+        shot(page, "10_train_after_reload")
+
+        # A second tab of the same user sees the same queue.
+        tab = ctx.new_page()
+        tab.goto(page.url)
+        tab.get_by_text("long two").first.wait_for()
+        tab.locator(".st-key-train_cancel_job-1 button").wait_for()
+        tab.close()
+
+        # Cancel works from the reloaded page; the next job starts.
+        page.locator(".st-key-train_cancel_job-1 button").click()
+        page.get_by_text("cancelled by the user").first.wait_for(timeout=60_000)
+        page.locator(".st-key-train_cancel_job-2 button").wait_for()
+        assert page.locator(".st-key-train_cancel_job-1 button").count() == 0
+        page.locator("[data-testid='stProgress']", has_text=epoch).first.wait_for(timeout=120_000)
+        shot(page, "11_train_cancelled_after_reload")
+        ctx.close()
+
+        # Stopping the server with "long two" training: a clean exit, the run closed.
+        log = stop_server(srv)
+        assert srv["proc"].returncode == 0, log[-3000:]
+        assert "terminate called" not in log, log[-3000:]
+        from recsys_core.runs.store import RunStore
+
+        runs = RunStore(srv["runs"]).list_runs()
+        two = runs[runs["label"] == "long two"].iloc[0]
+        assert two["status"] == "cancelled" and two["error"] == "stopped: the server shut down"
+    finally:
+        if srv["proc"].poll() is None:
+            stop_server(srv, timeout=10)

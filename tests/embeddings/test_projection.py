@@ -128,3 +128,56 @@ def test_group_rare_keeps_the_most_frequent_labels() -> None:
     assert cats2 == ["Drama", "Adventure"] and same.tolist() == labels[:9]  # nothing grouped
     with pytest.raises(ValueError, match="keep"):
         group_rare(labels, keep=0)
+
+
+def test_umap_layout_epochs_become_progress_and_a_cancel_stops_it() -> None:
+    """umap-learn's epoch bar, written to the sink, turns into progress events; a cancel
+    raises in the fitting thread only (tqdm's monitor thread writes too)."""
+    import threading
+
+    from recsys_core.training.callbacks import Callbacks, Cancelled
+
+    events, stop = [], []
+    sink = projection._EpochSink(
+        Callbacks(on_progress=events.append, should_cancel=lambda: bool(stop)), t0=0.0
+    )
+    sink.write("\r0/200")
+    sink.write("\r50/200")
+    sink.write("\r")  # a bare refresh: no event
+    assert [(e.stage, e.epoch, e.epochs) for e in events] == [
+        ("UMAP: layout", 0, 200),
+        ("UMAP: layout", 50, 200),
+    ]
+    share = projection.UMAP_GRAPH_SHARE
+    assert events[0].fraction == share
+    assert events[1].fraction == pytest.approx(share + (1 - share) * 0.25)
+    stop.append(True)
+    other = threading.Thread(target=sink.write, args=("\r60/200",))
+    other.start()
+    other.join()  # no exception there: the monitor thread is left alone
+    with pytest.raises(Cancelled):
+        sink.write("\r70/200")
+
+
+@pytest.mark.slow
+def test_umap_reports_the_graph_then_the_epochs_and_stops_when_asked(tmp_path: Path) -> None:
+    from recsys_core.training.callbacks import Callbacks, Cancelled
+
+    X = np.random.default_rng(5).normal(size=(300, 8))
+    events = []
+    project_2d(X, "umap", tmp_path, callbacks=Callbacks(on_progress=events.append))
+    assert events[0].stage == "UMAP: neighbour graph" and events[0].fraction == 0.0
+    layout = [e for e in events if e.stage == "UMAP: layout"]
+    assert layout and layout[-1].fraction == 1.0
+    assert [e.fraction for e in layout] == sorted(e.fraction for e in layout)
+    # stopped during the layout: an exception, and nothing cached
+    Z = X + 1.0
+    seen = []
+
+    def after_some_epochs() -> bool:
+        return any(e.stage == "UMAP: layout" and e.epoch >= 1 for e in seen)
+
+    with pytest.raises(Cancelled):
+        project_2d(Z, "umap", tmp_path,
+                   callbacks=Callbacks(on_progress=seen.append, should_cancel=after_some_epochs))  # fmt: skip
+    assert cached_projection(Z, "umap", tmp_path) is None

@@ -244,15 +244,15 @@ def test_two_managers_do_not_see_each_others_jobs(tiny) -> None:
 def test_side_task_runs_once_and_reports_failure() -> None:
     jm = JobManager()
     calls = []
-    assert jm.start_task("k", lambda: calls.append(1))
+    assert jm.start_task("k", lambda task: calls.append(1))
     deadline = time.monotonic() + 10
     while jm.task_state("k")[0] == "running" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert jm.task_state("k") == ("done", None)
-    assert not jm.start_task("k", lambda: calls.append(2))  # done: not again
+    assert not jm.start_task("k", lambda task: calls.append(2))  # done: not again
     assert calls == [1]
 
-    def boom() -> None:
+    def boom(task) -> None:
         raise ValueError("no")
 
     jm.start_task("bad", boom)
@@ -268,7 +268,7 @@ def test_side_task_result_is_kept_in_memory_not_on_disk(tmp_path, monkeypatch) -
     jm = JobManager()
     release = threading.Event()
 
-    def curve() -> pd.DataFrame:
+    def curve(task) -> pd.DataFrame:
         release.wait(10)
         return pd.DataFrame({"value": [10, "all"], "delta": [0.5, -0.25]})
 
@@ -292,3 +292,127 @@ def test_device_info_is_found_in_the_background() -> None:
         time.sleep(0.05)
         info = jm.device_info()
     assert info is not None and ("CPU" in info["label"] or "CUDA" in info["label"])
+
+
+def test_registry_gives_each_owner_one_manager_and_runs_carry_the_owner(tiny) -> None:
+    from recsys_core.runs.jobs import JobRegistry
+
+    spec, split, root = tiny
+    reg = JobRegistry()
+    mine = reg.manager("owner-aaaaaaaa")
+    assert reg.manager("owner-aaaaaaaa") is mine  # a reload: the same queue
+    theirs = reg.manager("owner-bbbbbbbb")
+    assert theirs is not mine and sorted(reg.owners()) == ["owner-aaaaaaaa", "owner-bbbbbbbb"]
+    for bad in ("short", "../../etc/passwd", "x" * 65, "", None):
+        with pytest.raises(ValueError):
+            reg.manager(bad)  # type: ignore[arg-type]
+    job = mine.submit(spec, split, "before-target", request("popularity"), root)
+    assert theirs.jobs() == []
+    assert mine.wait(job, timeout=60)
+    store = RunStore(root)
+    (rid,) = mine.get(job).run_ids
+    assert store.get_run(rid)["owner"] == "owner-aaaaaaaa"
+    assert store.list_runs(owner="owner-bbbbbbbb").empty
+    assert reg.close(timeout=10)
+
+
+def test_close_cancels_running_and_queued_jobs_and_joins_the_worker(tiny) -> None:
+    spec, split, root = tiny
+    jm = JobManager("close", owner="owner-cccccccc")
+    long = request("target-only", epochs=10_000)
+    running = jm.submit(spec, split, "before-target", long, root)
+    queued = jm.submit(spec, split, "before-target", request("popularity"), root)
+    store = RunStore(root)
+    (rid,) = jm.get(running).run_ids
+    deadline = time.monotonic() + 60
+    while not store.get_run(rid)["progress"].get("epoch") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert jm.get(running).state == "running"
+    t0 = time.monotonic()
+    assert jm.close(timeout=30)
+    assert time.monotonic() - t0 < 30
+    assert [jm.get(j).state for j in (running, queued)] == ["cancelled", "cancelled"]
+    for j in (running, queued):
+        run = store.get_run(jm.get(j).run_ids[0])
+        assert run["status"] == "cancelled" and run["error"] == "stopped: the server shut down"
+    with pytest.raises(RuntimeError, match="stopping"):
+        jm.submit(spec, split, "before-target", request("popularity"), root)
+
+
+def test_a_process_exiting_with_a_job_training_stops_it_cleanly(tmp_path: Path) -> None:
+    """The atexit hook: without it, the daemon worker is inside torch when Python tears
+    down and the process aborts ("terminate called without an active exception")."""
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = Path(__file__).resolve().parents[2]
+    child = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(repo)!r})
+        from pathlib import Path
+        from tests.runs.test_jobs import request, write_tiny_domain
+        from recsys_core.data.split_types import SplitConfig
+        from recsys_core.pipeline import ScenarioSpec
+        from recsys_core.runs.jobs import JobManager
+        from recsys_core.runs.store import RunStore
+
+        root = Path({str(tmp_path)!r})
+        path = write_tiny_domain(root / "data", n_users=200, n_items=100, per_user=20)
+        spec = ScenarioSpec(target_interactions=str(path), name="tiny")
+        jm = JobManager("exit", owner="owner-exit-test")
+        job = jm.submit(spec, SplitConfig(), "before-target",
+                        request("target-only", epochs=10_000), root / "store")
+        store = RunStore(root / "store")
+        rid = jm.get(job).run_ids[0]
+        deadline = time.monotonic() + 60
+        while not store.get_run(rid)["progress"].get("epoch") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(rid, store.get_run(rid)["status"], flush=True)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
+    rid, status = proc.stdout.split()
+    assert status == "running"  # it was training when the main thread ended
+    run = RunStore(tmp_path / "store").get_run(rid)
+    assert run["status"] == "cancelled" and run["error"] == "stopped: the server shut down"
+
+
+def test_side_task_reports_progress_and_stops_when_asked() -> None:
+    from recsys_core.runs.jobs import eta_seconds
+    from recsys_core.training.callbacks import Cancelled
+
+    jm = JobManager()
+    halfway = threading.Event()
+
+    def work(task) -> str:
+        task.report(0.5, "half done")
+        halfway.set()
+        while not task.should_cancel():
+            time.sleep(0.01)
+        raise Cancelled("stop")
+
+    assert jm.start_task("t", work)
+    assert halfway.wait(10)
+    p = jm.task_progress("t")
+    assert p["fraction"] == 0.5 and p["line"] == "half done" and p["seconds"] >= 0
+    assert not jm.task_cancelling("t")
+    assert jm.cancel_task("t") and jm.task_cancelling("t")
+    deadline = time.monotonic() + 10
+    while jm.task_state("t")[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert jm.task_state("t") == ("cancelled", None) and jm.task_result("t") is None
+    assert not jm.cancel_task("t")
+    jm.discard_task("t")  # forgotten: it may start afresh
+    assert jm.task_state("t") == (None, None) and jm.task_progress("t") == {}
+    assert jm.start_task("t", lambda task: "again")
+    # the estimate: 30 s for 25% -> 90 s to go; none too early; 0 when done
+    assert eta_seconds(30.0, 0.25) == pytest.approx(90.0)
+    assert eta_seconds(0.5, 0.25) is None and eta_seconds(30.0, None) is None
+    assert eta_seconds(30.0, 1.0) == 0.0
+    assert jm.close(timeout=10)

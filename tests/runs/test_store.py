@@ -154,6 +154,43 @@ def test_list_runs_filters_and_order(store: RunStore) -> None:
         store.list_runs(status="finished")  # type: ignore[arg-type]
 
 
+def test_owner_is_kept_and_filters_and_an_older_file_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = RunStore(tmp_path / "a")
+    mine = store.create_run("popularity", "s1", {}, "fp", owner="user-aaaaaaaa")
+    theirs = store.create_run("popularity", "s1", {}, "fp", owner="user-bbbbbbbb")
+    cli = store.create_run("popularity", "s1", {}, "fp")
+    assert store.get_run(mine)["owner"] == "user-aaaaaaaa"
+    assert store.get_run(cli)["owner"] is None
+    assert store.list_runs(owner="user-aaaaaaaa")["run_id"].tolist() == [mine]
+    owners = store.list_runs()["owner"]
+    assert owners.isna().tolist() == [True, False, False]
+    assert owners.iloc[1:].tolist() == ["user-bbbbbbbb", "user-aaaaaaaa"]
+    assert theirs in store.list_runs()["run_id"].tolist()
+
+    # A store written before owners existed: the column is added, old runs have none.
+    old = tmp_path / "old"
+    old.mkdir()
+    con = sqlite3.connect(old / "runs.sqlite")
+    con.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, label TEXT, strategy TEXT NOT NULL, "
+        "scenario TEXT NOT NULL, status TEXT NOT NULL, error TEXT, config_json TEXT NOT NULL, "
+        "data_fingerprint TEXT NOT NULL, progress_json TEXT, metrics_json TEXT, seconds_json "
+        "TEXT, extra_json TEXT, pid INTEGER, pid_start INTEGER, hostname TEXT, created_at REAL "
+        "NOT NULL, updated_at REAL NOT NULL, started_at REAL, finished_at REAL, heartbeat_at REAL);"
+        "INSERT INTO runs (run_id, strategy, scenario, status, config_json, data_fingerprint, "
+        "created_at, updated_at) VALUES ('r-old', 'ease', 's', 'done', '{}', 'fp', 1, 1);"
+        "PRAGMA user_version=1;"
+    )
+    con.close()
+    upgraded = RunStore(old)
+    assert upgraded.get_run("r-old")["owner"] is None
+    new = upgraded.create_run("ease", "s", {}, "fp", owner="user-cccccccc")
+    assert upgraded.list_runs(owner="user-cccccccc")["run_id"].tolist() == [new]
+    RunStore(old)  # opening it again adds nothing twice
+
+
 def test_heartbeat_history_in_order(store: RunStore) -> None:
     run_id = store.create_run("fine-tune", "s1", {}, "fp")
     store.set_status(run_id, "running")
