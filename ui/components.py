@@ -7,7 +7,6 @@ other branches) keep importing them from here.
 * :mod:`ui.options`: widgets generated from config dataclasses (help from field metadata);
 * :mod:`ui.uploads`: uploads read by the engine's loader, cached per upload;
 * :mod:`ui.report`: the downloadable HTML report;
-* :mod:`ui.tasks`: progress and cancel files of the session's side tasks;
 * :mod:`ui.curve_text`: the plain lines under a what-if curve;
 * the item table (popularity, cold status) is the engine's:
   :mod:`recsys_core.data.item_table`.
