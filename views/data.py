@@ -495,8 +495,12 @@ page_header(
     "Load a scenario: the thin target domain you must serve and, optionally, a rich source domain.",
 )
 show_flash()
+# keyed: the chosen tab survives the rerun after "Use these files" (it jumped back to
+# the demo tab, issue 15)
 tab_demo, tab_up = st.tabs(
-    [":material/movie: Built-in demo", ":material/upload_file: Upload your files"]
+    [":material/movie: Built-in demo", ":material/upload_file: Upload your files"],
+    key="data_source_tab",
+    on_change="rerun",
 )
 with tab_demo:
     demo_section()
