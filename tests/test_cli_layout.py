@@ -228,3 +228,22 @@ def test_a_new_strategy_option_becomes_a_flag_with_no_cli_edit(capsys, monkeypat
     assert "--fake-one-knob-size KNOB_SIZE how far the fake knob turns (50%)" in text
     request = parse_request("--strategy", "popularity", "--fake-one-knob-size", "7")
     assert request.options == {"fake-one": {"knob_size": 7}}
+
+
+def test_commands_that_need_no_registry_start_without_torch():
+    """validate, runs, compare... must not pay torch's import (about 1.7 s) for flags
+    they do not have; run and curve build theirs from the strategy registry."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from recsys_core.cli import build_parser; "
+        "p = build_parser('validate'); p.parse_args(['validate', 'x.csv']); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from recsys_core.cli import build_parser
+
+    run_help = build_parser(None)._subparsers._group_actions[0].choices["run"].format_help()
+    assert "--item-knn-neighbours" in run_help

@@ -47,18 +47,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``transfer-lab`` parser with every command's subparser."""
+REGISTRY_COMMANDS = {"run": run, "curve": curve}
+"""Commands whose flags are generated from the strategy registry, which imports torch
+(about 1.7 s): built only when one of them, or the overall help, is asked for, so that
+``validate`` or ``runs`` start in a fraction of a second."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``transfer-lab`` parser: every command's subparser, or, when ``command`` is
+    a command that does not need the registry, all but the registry's commands."""
     p = _Parser(prog="transfer-lab", description="Does transfer learning help a thin domain?")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    light = command is not None and command not in REGISTRY_COMMANDS
+    for module in COMMANDS:
+        if light and module in REGISTRY_COMMANDS.values():
+            continue
+        module.add_parser(sub)
     return p
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (None for ``--help`` alone or nothing)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The console script ``transfer-lab`` (``recsys_core.cli:main``): the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command(argv)
+    known = {"validate", "demo-data", "runs", "compare", "split", "evaluate"}
+    args = build_parser(command if command in known else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
