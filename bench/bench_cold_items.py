@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_cold_items.py [--seeds 0 1 2] [--strategies text-zero-shot,target-only,fusion]
+    python bench/bench_cold_items.py [--seeds 0 1 2] [--strategies text-zero-shot,target-only,fusion,content-map]
         [--cold-items 0.2] [--dim 64] [--device cpu]
 
 The split is the one of the LightFM paper's cold-start experiments (Kula 2015): a random
@@ -48,7 +48,7 @@ FIGURES = (
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--strategies", default="text-zero-shot,target-only,fusion")
+    ap.add_argument("--strategies", default="text-zero-shot,target-only,fusion,content-map")
     ap.add_argument("--cold-items", type=float, default=0.2)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--device", default="cpu")

@@ -15,6 +15,7 @@ from recsys_core.strategies.baselines import (
     TargetOnlyStrategy,
     TextZeroShotStrategy,
 )
+from recsys_core.strategies.content_map import ContentMapStrategy
 from recsys_core.strategies.distill import DistillStrategy
 from recsys_core.strategies.ease import EASEStrategy
 from recsys_core.strategies.fine_tune import FineTuneStrategy
@@ -32,6 +33,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         ItemKNNStrategy,
         EASEStrategy,
         IALSStrategy,
+        ContentMapStrategy,
         FineTuneStrategy,
         DistillStrategy,
         AdaptStrategy,
