@@ -293,6 +293,11 @@ def topk_full_ranking(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n_items = history.shape[1]
+    from recsys_core.memory import ranking_batch
+
+    # a batch never holds more scores than its memory budget (a 10M-item catalogue
+    # asked 40 GB for 1,024 users)
+    batch_size = ranking_batch(batch_size, n_items)
     result = np.full((n, k), -1, dtype=np.int64)
     with torch.no_grad():
         for start in range(0, n, batch_size):

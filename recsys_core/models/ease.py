@@ -98,6 +98,14 @@ class EASE:
         X = check_csr(train, "train")
         n_users, n_items = X.shape
         dtype = _DTYPES[cfg.dtype]
+        from recsys_core.memory import check_model_allocation
+
+        # the gram matrix, its inverse and B: three n_items x n_items matrices
+        check_model_allocation(
+            f"EASE's item-item matrices for {n_items:,} items",
+            3 * n_items * n_items * torch.finfo(dtype).bits // 8,
+            hint="use iALS or item-kNN for a catalogue this large (--baselines to choose)",
+        )
         dev = torch.device(cfg.device)
         gram = torch.zeros(n_items, n_items, dtype=dtype, device=dev)
         # Dense GEMMs over user chunks: X^T X = sum_c X_c^T X_c. Densifying a chunk on
