@@ -83,12 +83,11 @@ def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
 
 def suite_panel(scn) -> bool:
     """The pre-checked baseline suite: what it adds and roughly how long it takes."""
-    from recsys_core.pipeline import typical_seconds
-    from recsys_core.strategies.registry import suite_names
+    from recsys_core.runs.plan import suite_additions
 
-    every = [n for n in suite_names(has_text(scn)) if availability(n, scn) is None]
     # the ones the checkboxes below do not already pick (they keep their state)
-    names = [n for n in every if not st.session_state.get(f"train_pick_{n}")]
+    picked = [n for n in STRATEGIES if st.session_state.get(f"train_pick_{n}")]
+    names = suite_additions(picked, scn, need_transfer=False)
     seed("train_suite", True)
     on = st.checkbox(
         "**strong baselines (recommended)**",
@@ -97,7 +96,7 @@ def suite_panel(scn) -> bool:
         "them for this data and these settings) every strong target-only baseline, so the "
         "verdict compares against the best of them. Switch off only knowingly.",
     )
-    secs = typical_seconds(state.store(), names)
+    secs = _typical_seconds(st.session_state[state.STORE_ROOT], tuple(names))
     known = [s for s in secs.values() if s is not None]
     eta = f", about {sum(known) / 60:.0f} min on this machine" if known else ""
     if not names:
@@ -110,6 +109,16 @@ def suite_panel(scn) -> bool:
             + "; a run the store already has for this data is reused."
         )
     return on
+
+
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def _typical_seconds(store_root: str, names: tuple[str, ...]) -> dict[str, float | None]:
+    """The store's typical run times, read at most once a minute (every rerun of this
+    page would otherwise read up to 20 runs per baseline from SQLite)."""
+    from recsys_core.pipeline import typical_seconds
+    from recsys_core.runs.store import RunStore
+
+    return typical_seconds(RunStore(store_root), list(names))
 
 
 def _option_fields(cls):
@@ -392,15 +401,9 @@ else:
     picked, options, suite = strategy_picker(scn)
     device_info = state.jobs().device_info()
     settings_values, device, n_boot, label = settings_panel(device_info)
-    n_suite = (
-        sum(
-            1
-            for n, c in STRATEGIES.items()
-            if c.in_suite and n not in picked and availability(n, scn) is None
-        )
-        if suite and any(STRATEGIES[n].kind == "transfer" for n in picked)
-        else 0
-    )
+    from recsys_core.runs.plan import suite_additions
+
+    n_suite = len(suite_additions(picked, scn)) if suite else 0
     go = st.button(
         f"Train {len(picked)} strateg{'y' if len(picked) == 1 else 'ies'}"
         + (f" + up to {n_suite} suite baselines" if n_suite else ""),

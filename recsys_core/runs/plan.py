@@ -88,6 +88,31 @@ def run_config(scn: Scenario, request: RunRequest, name: str) -> dict:
     }
 
 
+def suite_additions(
+    names: list[str] | tuple[str, ...],
+    scn: Scenario,
+    baselines: str | tuple[str, ...] = "suite",
+    need_transfer: bool = True,
+) -> list[str]:
+    """The baselines a request of ``names`` gets added, in registry order: with "suite",
+    every suite baseline that can run on ``scn`` (when ``names`` holds a transfer
+    strategy, unless ``need_transfer`` is False); with a tuple, those names; none that
+    ``names`` already has. What the Train page announces and :func:`plan_request` adds."""
+    has_text = scenario_has_text(scn)
+    if baselines == "suite":
+        transfer = any(STRATEGIES[n].kind == "transfer" for n in names)
+        wanted = suite_names(has_text) if transfer or not need_transfer else []
+    elif baselines == "none":
+        wanted = []
+    else:
+        wanted = list(baselines)
+    return [
+        n
+        for n in STRATEGIES
+        if n in wanted and n not in names and STRATEGIES[n].unavailable(scn, has_text) is None
+    ]
+
+
 def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
     """The request with its baseline suite added and reusable runs found.
 
@@ -98,18 +123,7 @@ def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
     ``baselines`` is "none" (planning twice adds nothing).
     """
     names = list(request.strategies)
-    has_text = scenario_has_text(scn)
-    if request.baselines == "suite":
-        wanted = (
-            suite_names(has_text) if any(STRATEGIES[n].kind == "transfer" for n in names) else []
-        )
-    elif request.baselines == "none":
-        wanted = []
-    else:
-        wanted = list(request.baselines)
-    added = [
-        n for n in wanted if n not in names and STRATEGIES[n].unavailable(scn, has_text) is None
-    ]
+    added = suite_additions(names, scn, request.baselines)
     reuse = dict(request.reuse)
     if store is not None:
         for n in added:
@@ -117,8 +131,7 @@ def plan_request(request: RunRequest, scn: Scenario, store=None) -> RunRequest:
             if rid is not None:
                 reuse[n] = rid
     # the added baselines first (registry order), then what was asked, in its order
-    first = [n for n in STRATEGIES if n in added]
-    return replace(request, strategies=tuple(first + names), baselines="none", reuse=reuse)
+    return replace(request, strategies=tuple(added + names), baselines="none", reuse=reuse)
 
 
 def _reuse_key(config: dict) -> str:

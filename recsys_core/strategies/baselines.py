@@ -32,6 +32,18 @@ def target_train_csr(ctx: Context):
     return target_matrix(s)[: s.n_target_users, : s.n_target_items].tocsr()
 
 
+def target_valid_csr(ctx: Context):
+    """(n_target_users, n_target_items) csr of target validation pairs (what the id-only
+    baselines tune their hyper-parameters on)."""
+    import scipy.sparse as sp
+
+    s, v = ctx.scenario, ctx.scenario.split.valid
+    return sp.csr_matrix(
+        (np.ones(len(v), np.float32), (v["user"].to_numpy(), v["item"].to_numpy())),
+        shape=(s.n_target_users, s.n_target_items),
+    )
+
+
 def item_popularity(ctx: Context) -> np.ndarray:
     s = ctx.scenario
     return np.bincount(s.split.train["item"].to_numpy(), minlength=s.n_target_items).astype(
@@ -152,13 +164,7 @@ def fit_id_only(ctx: Context, which: str) -> Fitted:
     if key in ctx.cache:
         return ctx.cache[key]
     train_csr = target_train_csr(ctx)
-    v = s.split.valid
-    import scipy.sparse as sp
-
-    valid_csr = sp.csr_matrix(
-        (np.ones(len(v), np.float32), (v["user"].to_numpy(), v["item"].to_numpy())),
-        shape=train_csr.shape,
-    )
+    valid_csr = target_valid_csr(ctx)
     dev = str(ctx.device)
     t0 = time.perf_counter()
     from recsys_core.models import DEFAULT_EASE_GRID, DEFAULT_IALS_GRID, tune_on_validation

@@ -126,16 +126,10 @@ class ItemKNNStrategy(Strategy):
         import time
 
         from recsys_core.models import tune_on_validation
-        from recsys_core.strategies.base import target_matrix
+        from recsys_core.strategies.baselines import target_train_csr, target_valid_csr
 
         cfg: ItemKNNConfig = self.config  # type: ignore[assignment]
-        s = ctx.scenario
-        train = target_matrix(s)[: s.n_target_users, : s.n_target_items].tocsr()
-        v = s.split.valid
-        valid = sp.csr_matrix(
-            (np.ones(len(v), np.float32), (v["user"].to_numpy(), v["item"].to_numpy())),
-            shape=train.shape,
-        )
+        train, valid = target_train_csr(ctx), target_valid_csr(ctx)
         grid = [{"neighbours": n, "shrink": sh} for n in cfg.neighbours for sh in cfg.shrink]
         t0 = time.perf_counter()
         if len(grid) == 1 or valid.nnz == 0:
