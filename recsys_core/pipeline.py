@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from recsys_core.data.spec import FILE_FIELDS, ScenarioSpec
 from recsys_core.data.split_types import SplitConfig
 from recsys_core.errors import DataError
 from recsys_core.evaluation.exposure import ColdOffsetScorer, exposure_curve
+from recsys_core.runs.parallel import StopAll, Task, plan_workers, run_tasks
 from recsys_core.runs.plan import (
     ENGINE_VERSION,
     RunRequest,
@@ -279,13 +281,39 @@ def run_strategies(
     pending = dict(seconds_so_far or {})
     text_seconds = pending.pop("encode_text", None)
     trained = [n for r, n in zip(ids, request.strategies) if request.reuse.get(n) != r]
-    text_error: Exception | None = None  # the encoder failed once: the same for the others
     reads_text = [n for n in trained if needs_text([n], request.settings)]
     text_payer = reads_text[0] if reads_text else (trained[0] if trained else None)
-    for run_id, name in zip(ids, request.strategies):
-        if request.reuse.get(name) == run_id:
-            outcomes.append(_reused_outcome(store, run_id, name))
-            continue
+    # Encoded once for the call, by the first run that reads text (its own step, with
+    # progress, charged to it); a failure is remembered so the others fail the same way.
+    text_state: dict = {"value": text, "error": None}
+    text_lock = threading.Lock()
+
+    def text_for(task_cb: Callbacks, charged: dict) -> torch.Tensor | None:
+        with text_lock:
+            if text_state["value"] is not None or not encode_text:
+                return text_state["value"]
+            if text_state["error"] is not None:
+                raise text_state["error"]
+        t_enc = time.perf_counter()
+        computed = []
+
+        def encode() -> torch.Tensor | None:
+            computed.append(True)
+            return encode_scenario_text(scn, device.type, task_cb)
+
+        try:
+            value = ctx.cache.get_or_compute(("text", fingerprint), encode, step="text")
+        except (DataError, OSError, RuntimeError, ValueError) as exc:
+            with text_lock:
+                text_state["error"] = exc
+            raise
+        if computed:
+            charged["encode_text"] = time.perf_counter() - t_enc
+        with text_lock:
+            text_state["value"] = value
+        return value
+
+    def fit_one(run_id: str, name: str, charged: dict) -> RunOutcome:
         strategy = get_strategy(name, request.options.get(name))
         store.set_status(run_id, "running")
         clock = _StageClock()
@@ -295,32 +323,22 @@ def run_strategies(
             store.heartbeat(_id, ev.to_dict())
             cb.progress(ev)
 
-        ctx.callbacks = Callbacks(
-            on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log
-        )
-        charged = pending
-        pending = {}  # shared set-up time (load...) goes to the first run trained only
+        run_cb = Callbacks(on_progress=on_progress, should_cancel=cb.should_cancel, log=cb.log)
+        # One context per run (its own callbacks and text), one cache for the call.
+        rctx = replace(ctx, callbacks=run_cb)
         try:
             if name == text_payer and text_seconds is not None:
                 charged["encode_text"] = text_seconds
-            if name in reads_text and ctx.text is None and encode_text:
-                if text_error is not None:
-                    raise text_error
-                t_enc = time.perf_counter()
-                try:
-                    ctx.text = encode_scenario_text(scn, device.type, ctx.callbacks)
-                except (DataError, OSError, RuntimeError, ValueError) as exc:
-                    text_error = exc
-                    raise
-                charged["encode_text"] = time.perf_counter() - t_enc
+            if name in reads_text:
+                rctx.text = text_for(run_cb, charged)
             t0 = time.perf_counter()
             clock.start(t0)
-            strategy.check(ctx)
-            # A copy: strategies cache their Fitted per process (fusion reuses
+            strategy.check(rctx)
+            # A copy: strategies cache their Fitted per call (fusion reuses
             # target-only's), and the choices below must not leak from one run into
             # the next (issue 10: fusion's base changed its cold-item scoring because
             # target-only ran earlier in the same call).
-            fitted = copy.copy(strategy.fit(ctx))
+            fitted = copy.copy(strategy.fit(rctx))
             fitted.info = dict(fitted.info)
             cb.check_cancel()
             # Validation score of every run, so comparisons can pick the best baseline
@@ -335,7 +353,7 @@ def run_strategies(
                 fitted.info["popularity_prior_validation"] = table
                 if any(w > 0 for w in weights.values()):
                     fitted.scorer = PriorBlendScorer(fitted.scorer, counts, weights)
-            if text is not None and strategy.reads_text(request.settings):
+            if rctx.text is not None and strategy.reads_text(request.settings):
                 # how much exposure new items get: a curve on validation, and the
                 # operating point that validates best (issue 10)
                 curve, offset = exposure_curve(fitted.scorer, scn.split, seed=request.settings.seed)
@@ -370,16 +388,15 @@ def run_strategies(
             )
             if scn.split.notes:
                 info["split_notes"] = list(scn.split.notes)
+            if n_workers > 1:
+                info["parallel"] = {"workers": n_workers, "threads_per_worker": n_threads}
             store.finish(run_id, records, seconds, extra={"info": info})
-            outcomes.append(RunOutcome(run_id, name, "done", dev_label, seconds, records, info))
+            return RunOutcome(run_id, name, "done", dev_label, seconds, records, info)
         except Cancelled:
             store.set_status(run_id, "cancelled", error="cancelled by the user")
-            outcomes.append(
+            raise StopAll(
                 RunOutcome(run_id, name, "cancelled", dev_label, {}, [], {}, "cancelled")
-            )
-            for rest in ids[ids.index(run_id) + 1 :]:
-                store.set_status(rest, "cancelled", error="cancelled before it started")
-            break
+            ) from None
         except Exception as exc:  # one broken run must not take the batch down
             # A bug in one strategy is recorded on its run (type and message, full trace
             # in the run log) and the other strategies still run.
@@ -387,7 +404,52 @@ def run_strategies(
 
             store.log(run_id, traceback.format_exc())
             store.fail(run_id, f"{type(exc).__name__}: {exc}")
-            outcomes.append(RunOutcome(run_id, name, "failed", dev_label, {}, [], {}, str(exc)))
+            return RunOutcome(run_id, name, "failed", dev_label, {}, [], {}, str(exc))
+
+    def skipped(run_id: str, name: str) -> RunOutcome:
+        store.set_status(run_id, "cancelled", error="cancelled before it started")
+        return RunOutcome(run_id, name, "cancelled", dev_label, {}, [], {}, "cancelled")
+
+    todo = [
+        (i, run_id, name)
+        for i, (run_id, name) in enumerate(zip(ids, request.strategies))
+        if request.reuse.get(name) != run_id
+    ]
+    n_workers, n_threads = plan_workers(request.workers, device, len(todo))
+    expected = typical_seconds(store, [n for _, _, n in todo]) if n_workers > 1 else {}
+    tasks: list[Task] = []
+    for i, run_id, name in todo:
+        charged = pending if not tasks else {}  # shared set-up time: the first run trained
+        strategy = get_strategy(name, request.options.get(name))
+        steps = set(strategy.shared_steps(request.settings))
+        if name in reads_text and text is None:
+            steps.add("text")
+        tasks.append(
+            Task(
+                index=i,
+                name=name,
+                steps=frozenset(steps),
+                # unknown run times: keep the request's order (the suite's id-only
+                # baselines first, while the first text reader encodes the text)
+                cost=expected.get(name) or -float(i),
+                run=lambda r=run_id, n=name, c=charged: fit_one(r, n, c),
+                skip=lambda r=run_id, n=name: skipped(r, n),
+            )
+        )
+    done = run_tasks(
+        tasks,
+        n_workers,
+        n_threads,
+        ctx.cache.running_steps,
+        lambda: cb.should_cancel is not None and bool(cb.should_cancel()),
+        on_change=ctx.cache.on_change,
+    )
+    by_index = {t.index: o for t, o in zip(sorted(tasks, key=lambda t: t.index), done)}
+    for i, (run_id, name) in enumerate(zip(ids, request.strategies)):
+        if i in by_index:
+            outcomes.append(by_index[i])
+        else:
+            outcomes.append(_reused_outcome(store, run_id, name))
     return outcomes
 
 

@@ -120,3 +120,37 @@ def test_pipeline_reexports_the_spec_and_the_planning() -> None:
         tree = ast.parse(inspect.getsource(mod))
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "recsys_core.pipeline" not in imported, mod.__name__
+
+
+def test_runs_side_by_side_give_the_figures_of_runs_one_after_the_other(tmp_path):
+    """Issue 13: fitting runs in parallel threads changes nothing a run reports (shared
+    pre-training computed once, model initialisation seeded as one step)."""
+    import torch
+
+    scn = _scn()
+    text = toy_text(scn.item_ids)
+    names = ("popularity", "ease", "target-only", "fine-tune", "distill", "adapt", "fusion")
+    settings = ModelSettings(dim=16, epochs=3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same intra-op threads both ways: identical sums
+    try:
+        outs = {
+            w: run_strategies(
+                scn,
+                RunRequest(names, settings, n_boot=10, device="cpu", baselines="none", workers=w),
+                RunStore(tmp_path / f"w{w}"),
+                text=text,
+            )
+            for w in (1, 3)
+        }
+    finally:
+        torch.set_num_threads(before)
+    one, three = outs[1], outs[3]
+    assert [o.strategy for o in three] == list(names)
+    assert all(o.status == "done" for o in one + three), [o.error for o in one + three]
+    assert three[0].info.get("parallel", {}).get("workers") == 3
+    for a, b in zip(one, three):
+        for seg in ("all", "warm_users", "cold_items"):
+            assert _ndcg(a, seg) == _ndcg(b, seg), (a.strategy, seg)
+    # the shared source pre-training is charged to exactly one run either way
+    assert sum("pretrain_source" in o.seconds for o in three) == 1

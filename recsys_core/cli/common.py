@@ -71,35 +71,53 @@ def json_records(df) -> str:
 
 class ProgressBar:
     """tqdm progress on stderr, one bar per stage: an ``on_progress`` callback
-    (:class:`~recsys_core.training.callbacks.Callbacks`). Call :meth:`close` at the end."""
+    (:class:`~recsys_core.training.callbacks.Callbacks`). Call :meth:`close` at the end.
+
+    Runs fitted side by side (:mod:`recsys_core.runs.parallel`) report from their own
+    threads: each thread has its own bar, on its own line."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled, self.bar, self.stage = enabled, None, None
+        import threading
+
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._bars: dict[int, tuple[str, object]] = {}  # thread id -> (stage, bar)
 
     def __call__(self, ev) -> None:
         if not self.enabled:
             return
+        import threading
+
         from tqdm import tqdm
 
-        if ev.stage != self.stage:
-            self.close()
-            self.stage = ev.stage
-            self.bar = tqdm(total=100, desc=ev.stage, file=sys.stderr, leave=False, unit="%")
-        self.bar.n = round(100 * min(max(ev.fraction, 0.0), 1.0))
-        post = {}
-        if ev.epoch:
-            post["epoch"] = ev.epoch
-        if ev.loss is not None:
-            post["loss"] = f"{ev.loss:.4f}"
-        if ev.val_metric is not None:
-            post["val_ndcg@10"] = f"{ev.val_metric:.4f}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
+        me = threading.get_ident()
+        with self._lock:
+            stage, bar = self._bars.get(me, (None, None))
+            if ev.stage != stage:
+                if bar is not None:
+                    bar.close()
+                used = {getattr(b, "pos", 0) for t, (_, b) in self._bars.items() if t != me}
+                pos = next(i for i in range(len(used) + 1) if i not in used)
+                bar = tqdm(
+                    total=100, desc=ev.stage, file=sys.stderr, leave=False, unit="%", position=pos
+                )
+                self._bars[me] = (ev.stage, bar)
+            bar.n = round(100 * min(max(ev.fraction, 0.0), 1.0))
+            post = {}
+            if ev.epoch:
+                post["epoch"] = ev.epoch
+            if ev.loss is not None:
+                post["loss"] = f"{ev.loss:.4f}"
+            if ev.val_metric is not None:
+                post["val_ndcg@10"] = f"{ev.val_metric:.4f}"
+            bar.set_postfix(post, refresh=False)
+            bar.refresh()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        with self._lock:
+            for _, bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
 
 
 def names(text: str) -> list[str]:
@@ -329,5 +347,18 @@ def build_request(args: argparse.Namespace):
         n_boot=args.n_boot if args.n_boot is not None else conf.get("n_boot", 1000),
         label=args.label,
         baselines=baselines,
+        workers=_workers(getattr(args, "workers", None), conf.get("workers", 0)),
     )
     return spec, split_config, history, request
+
+
+def _workers(flag: int | None, conf_value: int) -> int:
+    """--workers (or the config's ``workers``), refused with the flag's name when out
+    of range."""
+    value = flag if flag is not None else conf_value
+    if not 0 <= value <= 64:
+        raise DataError(
+            f"--workers must be between 0 (choose from the CPU cores) and 64, got {value}",
+            hint="1 fits the runs one after the other",
+        )
+    return value

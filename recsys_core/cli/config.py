@@ -159,6 +159,7 @@ def check_config(conf: dict, file: str) -> None:
         "baselines",
         "device",
         "n_boot",
+        "workers",
         "source_history",
         "settings",
         "split",
@@ -198,8 +199,10 @@ def check_config(conf: dict, file: str) -> None:
             _one_of(value, key, DEVICES, file)
         if key == "source_history":
             _one_of(value, key, SOURCE_HISTORIES, file)
-        if key == "n_boot" and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise DataError(f"n_boot must be a whole number, not {describe(value)}", file=file)
+        if key in ("n_boot", "workers") and not (
+            isinstance(value, int) and not isinstance(value, bool)
+        ):
+            raise DataError(f"{key} must be a whole number, not {describe(value)}", file=file)
     check_table(ModelSettings, conf.get("settings", {}), "[settings]", file)
     check_table(SplitConfig, conf.get("split", {}), "[split]", file)
     options = conf.get("options", {})

@@ -51,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     r.add_argument(
         "--n-boot", type=int, help="bootstrap resamples for the intervals (default 1000)"
     )
+    r.add_argument(
+        "--workers",
+        type=int,
+        help="runs fitted side by side (default 0: one per CPU core up to four, one on a "
+        "GPU; 1: one after the other)",
+    )
     r.add_argument("--label", help="a label stored with the runs")
     r.add_argument(
         "--store", help="run store folder (default ./transfer_lab_runs or $RTL_RUN_STORE)"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -201,17 +202,21 @@ class TwoTower(nn.Module):
         pos = torch.minimum(pos, (end - 1).clamp(min=0).unsqueeze(1))
         hist = indices.index_select(0, pos.reshape(-1)).reshape(B, L)
         valid = (hist != positives.unsqueeze(1)) & (n > 0).unsqueeze(1)
-        # Pool through a sparse (B x n_items) matrix: forward and backward are sparse-dense
-        # products over B*L entries, far cheaper on a CPU than gathering a (B, L, d) tensor
-        # and scattering its gradient back.
-        rows = torch.arange(B, device=users.device).repeat_interleave(L)
-        m = torch.sparse_coo_tensor(
-            torch.stack([rows, hist.reshape(-1)]),
-            valid.reshape(-1).float(),
-            (B, item_vecs.shape[0]),
-            check_invariants=False,
-        )
-        return _SparsePool.apply(m, item_vecs), valid.sum(1).float()
+        # Pool with embedding_bag (a sum of B*L rows weighted 0/1): its forward and
+        # backward are fused gather/scatter kernels, about a fifth cheaper per step than
+        # the sparse (B x n_items) product used before (issue 13), and far cheaper than
+        # gathering a (B, L, d) tensor and scattering its gradient back. In float32
+        # even under bf16 autocast: pooling a sum of 32 vectors wants the precision.
+        offsets = torch.arange(0, B * L, L, device=users.device)
+        with torch.autocast(device_type=item_vecs.device.type, enabled=False):
+            pooled = F.embedding_bag(
+                hist.reshape(-1),
+                item_vecs.float(),
+                offsets,
+                mode="sum",
+                per_sample_weights=valid.reshape(-1).float(),
+            )
+        return pooled, valid.sum(1).float()
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
@@ -310,29 +315,6 @@ def calibrate_untrained(
     z = (content - c_w.mean(1, keepdim=True)) / c_w.std(1, keepdim=True).clamp(min=1e-6)
     mapped = s_w.mean(1, keepdim=True) + s_w.std(1, keepdim=True) * z
     return torch.where(untrained.unsqueeze(0), mapped, scores)
-
-
-class _SparsePool(torch.autograd.Function):
-    """``m @ vecs`` for a sparse (B, n) ``m`` and dense (n, d) ``vecs``, in float32.
-
-    Its own backward (``m.T @ grad``) because torch's sparse-dense backward refuses a
-    bfloat16 gradient, which is what mixed precision (CUDA, or a CPU with bf16 units)
-    sends back; pooling a sum of 32 vectors wants float32 anyway.
-    """
-
-    @staticmethod
-    def forward(ctx, m: torch.Tensor, vecs: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(m)
-        ctx.vec_dtype = vecs.dtype
-        with torch.autocast(device_type=vecs.device.type, enabled=False):
-            return torch.sparse.mm(m, vecs.float())
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (m,) = ctx.saved_tensors
-        with torch.autocast(device_type=grad.device.type, enabled=False):
-            g = torch.sparse.mm(m.t(), grad.float())
-        return None, g.to(ctx.vec_dtype)
 
 
 def _pool(history: sp.csr_matrix, vecs: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:

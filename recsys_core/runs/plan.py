@@ -38,6 +38,10 @@ class RunRequest:
     reuse: dict = field(default_factory=dict)
     """strategy name -> run id of a finished run in the store with the same data, split
     and settings, reused instead of retrained (filled by :func:`plan_request`)."""
+    workers: int = 0
+    """runs fitted side by side (:mod:`recsys_core.runs.parallel`); 0 chooses (one per
+    CPU core up to four, one on a GPU). How a call is executed, not what it computes:
+    not part of a run's config."""
 
     def __post_init__(self) -> None:
         if not self.strategies:
@@ -62,13 +66,16 @@ class RunRequest:
                 )
         for name in self.strategies:  # validate options now, before anything trains
             get_strategy(name, self.options.get(name))
+        if not 0 <= self.workers <= 64:
+            raise ValueError(f"workers must be between 0 (choose) and 64, got {self.workers}")
         if not 0 <= self.n_boot <= 100_000:
             raise ValueError(f"n_boot must be between 0 and 100000, got {self.n_boot}")
 
 
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 """Bumped when the same settings would give different figures (2: the popularity prior
-for short histories, cold-catalogue metrics), so older runs are never reused."""
+for short histories, cold-catalogue metrics; 3: history pooling summed in another order,
+DANN's classifier seeded on its own), so older runs are never reused."""
 
 
 def run_config(scn: Scenario, request: RunRequest, name: str) -> dict:

@@ -43,6 +43,7 @@ from recsys_core.strategies.base import (
     with_stage,
 )
 from recsys_core.training.loop import StepContext, train
+from recsys_core.training.rng import seeded
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,10 @@ class AdaptStrategy(Strategy):
         if len(src_pool) == 0 or len(tgt_pool) == 0:
             src_pool = torch.from_numpy(np.flatnonzero(s.item_domain >= 1)).to(ctx.device)
             tgt_pool = torch.arange(s.n_target_items, device=ctx.device)
-        clf = DomainClassifier(ctx.settings.dim).to(ctx.device) if cfg.method == "dann" else None
+        clf = None
+        if cfg.method == "dann":
+            with seeded(ctx.settings.seed + 31):
+                clf = DomainClassifier(ctx.settings.dim).to(ctx.device)
         term, align_log = alignment_term(cfg, clf)
         gen = torch.Generator().manual_seed(ctx.settings.seed + 17)
         params = list(model.parameters()) + (list(clf.parameters()) if clf is not None else [])

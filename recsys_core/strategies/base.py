@@ -38,6 +38,7 @@ from recsys_core.strategies.common import (
     untrained_target_items,
     with_stage,
 )
+from recsys_core.strategies.step_cache import StepCache
 from recsys_core.training.callbacks import Callbacks
 from recsys_core.training.loop import TrainConfig
 
@@ -235,7 +236,12 @@ class Context:
     settings: ModelSettings = field(default_factory=ModelSettings)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     callbacks: Callbacks = field(default_factory=Callbacks)
-    cache: dict = field(default_factory=dict)
+    cache: StepCache = field(default_factory=StepCache)
+    """results shared by the runs of one call (a plain dict is wrapped)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cache, StepCache):
+            self.cache = StepCache(dict(self.cache))
 
     def scorer(self, model: TwoTower, source_history: bool) -> TwoTowerScorer:
         """A TwoTowerScorer for ``model`` with this context's cold-item setting."""
@@ -380,6 +386,14 @@ class Strategy(ABC):
         why = self.unavailable(ctx.scenario, ctx.text is not None)
         if why:
             raise ValueError(why)
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        """Results this strategy's fit shares with other runs of one call, by step name
+        (:class:`~recsys_core.strategies.step_cache.StepCache`: "pretrain_source",
+        "target_two_tower", "fine_tune", "id_only:ials", ...). When runs fit in parallel
+        (:mod:`recsys_core.runs.parallel`), a run is not started while another one is
+        computing one of its steps: it would only wait for it. Empty by default."""
+        return frozenset()
 
     @abstractmethod
     def fit(self, ctx: Context) -> Fitted:

@@ -127,8 +127,13 @@ def fit_target_two_tower(ctx: Context) -> Fitted:
 
     s = ctx.scenario
     key = cache_key("target-only", asdict(ctx.settings), s.fingerprint(), str(ctx.device))
-    if key in ctx.cache:
-        return ctx.cache[key]
+    return ctx.cache.get_or_compute(
+        key, lambda: _fit_target_two_tower(ctx), step="target_two_tower"
+    )
+
+
+def _fit_target_two_tower(ctx: Context) -> Fitted:
+    s = ctx.scenario
     model = new_model(ctx)
     scorer = ctx.scorer(model, source_history=False)
     res = train(
@@ -140,7 +145,7 @@ def fit_target_two_tower(ctx: Context) -> Fitted:
         stage="train target",
         device=ctx.device,
     )
-    fitted = Fitted(
+    return Fitted(
         scorer=scorer,
         stages={"final": stage_vectors(model, s, target_matrix(s))},
         history=with_stage(res.history, "target"),
@@ -148,21 +153,21 @@ def fit_target_two_tower(ctx: Context) -> Fitted:
         info={"best_epoch": res.best_epoch, "best_val_ndcg@10": res.best_val},
         weights=dict(model.state_dict()),
     )
-    ctx.cache[key] = fitted
-    return fitted
 
 
 def fit_id_only(ctx: Context, which: str) -> Fitted:
     """EASE or iALS with its key hyper-parameter chosen on validation; cached per process
     (the suite's ``ease`` and a target-only run with ``--model ease`` train it once)."""
-    import time
-
     from recsys_core.strategies.base import cache_key
 
     s = ctx.scenario
     key = cache_key("id-only", which, ctx.settings.seed, s.fingerprint(), str(ctx.device))
-    if key in ctx.cache:
-        return ctx.cache[key]
+    return ctx.cache.get_or_compute(key, lambda: _fit_id_only(ctx, which), step=f"id_only:{which}")
+
+
+def _fit_id_only(ctx: Context, which: str) -> Fitted:
+    import time
+
     train_csr = target_train_csr(ctx)
     valid_csr = target_valid_csr(ctx)
     dev = str(ctx.device)
@@ -188,6 +193,4 @@ def fit_id_only(ctx: Context, which: str) -> Fitted:
         info = {"chosen": best, "grid": table}
     info["fit_seconds"] = time.perf_counter() - t0
     info["cold_items"] = "id-only: cold items score zero by construction"
-    fitted = Fitted(scorer=model, info=info)
-    ctx.cache[key] = fitted
-    return fitted
+    return Fitted(scorer=model, info=info)

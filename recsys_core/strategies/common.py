@@ -18,6 +18,7 @@ import torch
 from recsys_core.data.scenario import Scenario
 from recsys_core.models.two_tower import TwoTower
 from recsys_core.training.loop import DomainData, TrainResult, train
+from recsys_core.training.rng import seeded
 
 if TYPE_CHECKING:
     from recsys_core.strategies.base import Context
@@ -178,8 +179,8 @@ def stage_vectors(model: TwoTower, scn: Scenario, history: sp.csr_matrix) -> dic
 
 def new_model(ctx: Context, dim: int | None = None) -> TwoTower:
     s = ctx.scenario
-    torch.manual_seed(ctx.settings.seed)
-    return TwoTower(s.n_users, s.n_items, ctx.settings.tower(dim), ctx.text)
+    with seeded(ctx.settings.seed):  # parallel runs: seed and draw as one step
+        return TwoTower(s.n_users, s.n_items, ctx.settings.tower(dim), ctx.text)
 
 
 def cache_key(*parts: Any) -> str:
@@ -200,7 +201,8 @@ def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, Tra
             "pick a two-domain scenario (e.g. demo:ml1m-to-ml100k) or upload a source"
         )
     key = cache_key("source", asdict(ctx.settings), dim, scn.fingerprint(), str(ctx.device))
-    if key not in ctx.cache:
+
+    def fit_source() -> tuple[TwoTower, TrainResult]:
         model = new_model(ctx, dim)
         scorer = ctx.scorer(model, source_history=True)
         res = train(
@@ -216,8 +218,9 @@ def pretrain_source(ctx: Context, dim: int | None = None) -> tuple[TwoTower, Tra
             stage="pretrain source",
             device=ctx.device,
         )
-        ctx.cache[key] = (model, res)
-    model, res = ctx.cache[key]
+        return model, res
+
+    model, res = ctx.cache.get_or_compute(key, fit_source, step="pretrain_source")
     return copy.deepcopy(model), res
 
 

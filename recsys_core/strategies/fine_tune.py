@@ -117,9 +117,7 @@ def fine_tuned(ctx: Context, cfg: FineTuneConfig) -> Fitted:
         ctx.scenario.fingerprint(),
         str(ctx.device),
     )
-    if key not in ctx.cache:
-        ctx.cache[key] = _fine_tune(ctx, cfg)
-    return ctx.cache[key]
+    return ctx.cache.get_or_compute(key, lambda: _fine_tune(ctx, cfg), step="fine_tune")
 
 
 def _fine_tune(ctx: Context, cfg: FineTuneConfig) -> Fitted:

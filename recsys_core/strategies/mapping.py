@@ -170,13 +170,15 @@ def _source_ials(ctx: Context, cfg: MappingConfig) -> IALS:
         st["item"].to_numpy(np.int64),
         extra=(s.n_users, s.n_items, asdict(conf)),
     )
-    if key not in ctx.cache:
-        ctx.cache[key] = IALS(conf).fit(
+    return ctx.cache.get_or_compute(
+        key,
+        lambda: IALS(conf).fit(
             s.source_matrix(),
             callback=_ials_progress(ctx, "mapping: factorise source", cfg.iterations),
             cancel=ctx.callbacks.should_cancel,
-        )
-    return ctx.cache[key]
+        ),
+        step="mapping_source",
+    )
 
 
 def _target_ials(ctx: Context, cfg: MappingConfig) -> tuple[IALS, dict]:
@@ -200,7 +202,8 @@ def _target_ials(ctx: Context, cfg: MappingConfig) -> tuple[IALS, dict]:
         v["item"].to_numpy(np.int64),
         extra=(n_u, n_i, grid, seed, dev),
     )
-    if key not in ctx.cache:
+
+    def fit_target() -> tuple[IALS, dict]:
         ctx.callbacks.progress(ProgressEvent(stage="mapping: factorise target", fraction=0.0))
         if len(grid) > 1:
             best, model, table = tune_on_validation(
@@ -212,8 +215,9 @@ def _target_ials(ctx: Context, cfg: MappingConfig) -> tuple[IALS, dict]:
                 train, cancel=ctx.callbacks.should_cancel
             )
         ctx.callbacks.progress(ProgressEvent(stage="mapping: factorise target", fraction=1.0))
-        ctx.cache[key] = (model, {"chosen": best, "grid": table})
-    return ctx.cache[key]
+        return model, {"chosen": best, "grid": table}
+
+    return ctx.cache.get_or_compute(key, fit_target, step="mapping_target")
 
 
 class MappingStrategy(Strategy):

@@ -24,6 +24,7 @@ from recsys_core.strategies.base import Context
 from recsys_core.strategies.mapping_config import MappingConfig
 from recsys_core.strategies.mapping_validation import HoldoutWorld
 from recsys_core.training.callbacks import Cancelled
+from recsys_core.training.rng import seeded
 
 RIDGE_GRID: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
 """Ridge penalties tried for the linear map, in standardised-input units (inputs are
@@ -128,11 +129,11 @@ def fit_mlp_map(
         The map with the weights of its best held-out epoch, and one history row per
         epoch (epoch, loss = fit error, val_mse, seconds, stage "map").
     """
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     mu, sd = x.mean(0), x.std(0)
     sd = np.where(sd > 1e-12, sd, 1.0)
-    model = MLPMap(x.shape[1], y.shape[1], hidden, mu, sd).to(device)
+    with seeded(seed):  # parallel runs: seed and draw as one step
+        model = MLPMap(x.shape[1], y.shape[1], hidden, mu, sd).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.float32, device=device)

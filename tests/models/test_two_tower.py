@@ -40,3 +40,30 @@ def test_untrained_items_take_their_content_path_on_the_trained_scale():
     # no untrained item, or an id-only model: nothing changes
     none = torch.zeros(5, dtype=torch.bool)
     torch.testing.assert_close(m.score_users(users, hist, 5, untrained=none), raw)
+
+
+def test_sampled_history_pools_the_sampled_rows_without_the_positive():
+    """Each row's sum is the sum of its sampled history vectors, the positive left out;
+    the gradient reaches exactly those rows (issue 13: pooled with embedding_bag)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys_core.models.two_tower import TwoTower, TwoTowerConfig
+
+    model = TwoTower(3, 5, TwoTowerConfig(dim=2, history_len=4), None)
+    h = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]], np.float32))
+    indptr = torch.from_numpy(h.indptr.astype(np.int64))
+    indices = torch.from_numpy(h.indices.astype(np.int64))
+    vecs = torch.arange(10, dtype=torch.float32).reshape(5, 2).requires_grad_()
+    users = torch.tensor([0, 1, 2])
+    positives = torch.tensor([0, 4, 1])
+    s, c = model.sampled_history(users, positives, indptr, indices, vecs, torch.Generator())
+    # user 0 samples from {0, 1}, drops item 0 (its positive); user 1 always item 2;
+    # user 2 has no history
+    n1 = int(c[0])
+    assert torch.allclose(s[0], n1 * vecs[1].detach())
+    assert c[1] == 4 and torch.allclose(s[1], 4 * vecs[2].detach())
+    assert c[2] == 0 and torch.all(s[2] == 0)
+    s.sum().backward()
+    assert vecs.grad[0].abs().sum() == 0 and vecs.grad[3].abs().sum() == 0
+    assert torch.allclose(vecs.grad[2], torch.full((2,), 4.0))

@@ -53,7 +53,11 @@ def tiny(tmp_path: Path):
 
 
 def request(
-    *strategies: str, epochs: int = 2, options: dict | None = None, baselines="none"
+    *strategies: str,
+    epochs: int = 2,
+    options: dict | None = None,
+    baselines="none",
+    workers: int = 0,
 ) -> RunRequest:
     settings = ModelSettings(model="two-tower", dim=8, epochs=epochs, batch_size=256, patience=1000)
     return RunRequest(
@@ -63,6 +67,7 @@ def request(
         device="cpu",
         n_boot=50,
         baselines=baselines,
+        workers=workers,
     )
 
 
@@ -163,9 +168,9 @@ def test_cancel_a_queued_job_before_it_starts(tiny, monkeypatch) -> None:
 def test_cancel_a_running_job(tiny) -> None:
     spec, split, root = tiny
     jm = JobManager()
-    job_id = jm.submit(
-        spec, split, "before-target", request("target-only", "popularity", epochs=500), root
-    )
+    # one worker: the runs go one after the other, so the second has not started
+    req = request("target-only", "popularity", epochs=500, workers=1)
+    job_id = jm.submit(spec, split, "before-target", req, root)
     store = RunStore(root)
     first, second = jm.get(job_id).run_ids
     deadline = time.monotonic() + 60

@@ -112,3 +112,27 @@ def test_sparse_adam_bpr_trains_and_repeats():
     # gradient, so lazy Adam never moves its row
     start = _mf(20, 9).item_emb.detach()[8]
     torch.testing.assert_close(finals[0][8], start, rtol=0, atol=0)
+
+
+def test_full_softmax_loss_matches_cross_entropy():
+    """The fused loss (issue 13) has the value and gradients of the composite."""
+    import torch.nn.functional as F
+
+    from recsys_core.training.loop import FullSoftmaxLoss
+
+    g = torch.Generator().manual_seed(3)
+    for temperature in (1.0, 0.5):
+        u = torch.randn(7, 4, generator=g, requires_grad=True)
+        v = torch.randn(11, 4, generator=g, requires_grad=True)
+        b = torch.randn(11, generator=g, requires_grad=True)
+        y = torch.randint(11, (7,), generator=g)
+        ref = F.cross_entropy(torch.addmm(b, u, v.T) / temperature, y)
+        ref.backward()
+        want = [t.grad.clone() for t in (u, v, b)]
+        for t in (u, v, b):
+            t.grad = None
+        got = FullSoftmaxLoss.apply(u, v, b, y, temperature)
+        got.backward()
+        assert torch.allclose(got, ref, atol=1e-6)
+        for t, w in zip((u, v, b), want):
+            assert torch.allclose(t.grad, w, atol=1e-6)
