@@ -31,6 +31,7 @@ from recsys_core.strategies.alignment import (
 from recsys_core.strategies.base import (
     Context,
     Fitted,
+    ModelSettings,
     Strategy,
     StrategyConfig,
     joint_history,
@@ -122,6 +123,10 @@ class AdaptStrategy(Strategy):
     Config = AdaptConfig
     needs_source = True
     summary = "Train on source and target together and align their item distributions (MMD, CORAL or DANN)."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        cfg: AdaptConfig = self.config  # type: ignore[assignment]
+        return frozenset({"pretrain_source"}) if cfg.init == "source" else frozenset()
 
     def fit(self, ctx: Context) -> Fitted:
         cfg: AdaptConfig = self.config  # type: ignore[assignment]

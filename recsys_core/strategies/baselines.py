@@ -14,6 +14,7 @@ import numpy as np
 from recsys_core.strategies.base import (
     Context,
     Fitted,
+    ModelSettings,
     Strategy,
     StrategyConfig,
     make_validate,
@@ -111,6 +112,10 @@ class TargetOnlyStrategy(Strategy):
     text_models = frozenset({"two-tower"})  # bpr-mf, ease and ials are id-only
     in_suite = True
     summary = "Train on the target alone: the two-tower, BPR-MF, or the strong EASE / iALS."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        m = settings.model
+        return frozenset({f"id_only:{m}" if m in ("ease", "ials") else "target_two_tower"})
 
     def fit(self, ctx: Context) -> Fitted:
         m = ctx.settings.model

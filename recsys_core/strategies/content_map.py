@@ -22,7 +22,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys_core.strategies.base import Context, Fitted, Strategy, StrategyConfig
+from recsys_core.strategies.base import (
+    Context,
+    Fitted,
+    ModelSettings,
+    Strategy,
+    StrategyConfig,
+)
 
 
 class ContentMapScorer:
@@ -72,6 +78,9 @@ class ContentMapStrategy(Strategy):
     kind = "baseline"
     requires_text = True
     summary = "iALS plus a ridge map from item text to item factors, for items nobody used yet."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"id_only:ials"})
 
     def fit(self, ctx: Context) -> Fitted:
         from recsys_core.evaluation.validation import ValidationSet

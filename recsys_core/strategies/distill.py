@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from recsys_core.strategies.base import (
     Context,
     Fitted,
+    ModelSettings,
     Strategy,
     StrategyConfig,
     TwoTowerScorer,
@@ -104,6 +105,13 @@ class DistillStrategy(Strategy):
     Config = DistillConfig
     needs_source = True
     summary = "A wide teacher (source, then target) teaches a small student on the target: smaller, faster to serve."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        # the default teacher (source+target at the run's width) is fine-tune's model
+        if cfg.teacher == "source+target" and cfg.teacher_dim in (None, settings.dim):
+            return frozenset({"pretrain_source", "fine_tune"})
+        return frozenset({"pretrain_source"})
 
     def fit(self, ctx: Context) -> Fitted:
         cfg: DistillConfig = self.config  # type: ignore[assignment]

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recsys_core.strategies.base import Context, Fitted, Strategy, StrategyConfig
+from recsys_core.strategies.base import (
+    Context,
+    Fitted,
+    ModelSettings,
+    Strategy,
+    StrategyConfig,
+)
 from recsys_core.strategies.baselines import fit_id_only
 
 
@@ -25,6 +31,9 @@ class EASEStrategy(Strategy):
     text_models = None
     in_suite = True
     summary = "EASE: closed-form item-item regression on the target; l2 chosen on validation."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"id_only:ease"})
 
     def fit(self, ctx: Context) -> Fitted:
         return fit_id_only(ctx, "ease")

@@ -21,6 +21,7 @@ import torch
 from recsys_core.strategies.base import (
     Context,
     Fitted,
+    ModelSettings,
     Strategy,
     StrategyConfig,
     joint_history,
@@ -98,6 +99,9 @@ class FineTuneStrategy(Strategy):
     Config = FineTuneConfig
     needs_source = True
     summary = "Pre-train on the source, carry shared items, users and the text tower over, train on the target."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"pretrain_source", "fine_tune"})
 
     def fit(self, ctx: Context) -> Fitted:
         return fine_tuned(ctx, self.config)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ import torch
 from recsys_core.strategies.base import (
     Context,
     Fitted,
+    ModelSettings,
     Strategy,
     StrategyConfig,
     untrained_target_items,
@@ -96,6 +97,9 @@ class FusionStrategy(Strategy):
     Config = FusionConfig
     requires_text = True
     summary = "Blend the target-only collaborative model with the text zero-shot model; weight chosen on validation."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"target_two_tower"})
 
     def fit(self, ctx: Context) -> Fitted:
         from recsys_core.evaluation.evaluate import ValidationSet

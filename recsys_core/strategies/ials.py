@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recsys_core.strategies.base import Context, Fitted, Strategy, StrategyConfig
+from recsys_core.strategies.base import (
+    Context,
+    Fitted,
+    ModelSettings,
+    Strategy,
+    StrategyConfig,
+)
 from recsys_core.strategies.baselines import fit_id_only
 
 
@@ -24,6 +30,9 @@ class IALSStrategy(Strategy):
     text_models = None
     in_suite = True
     summary = "iALS: implicit alternating least squares on the target; tuned on validation."
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"id_only:ials"})
 
     def fit(self, ctx: Context) -> Fitted:
         return fit_id_only(ctx, "ials")

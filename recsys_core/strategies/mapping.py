@@ -75,7 +75,7 @@ import torch
 from recsys_core.data.scenario import Scenario
 from recsys_core.models import DEFAULT_IALS_GRID, tune_on_validation
 from recsys_core.models.ials import IALS, IALSConfig
-from recsys_core.strategies.base import Context, Fitted, Strategy, target_matrix
+from recsys_core.strategies.base import Context, Fitted, ModelSettings, Strategy, target_matrix
 from recsys_core.strategies.mapping_config import MappingConfig
 from recsys_core.strategies.mapping_maps import (
     RIDGE_GRID,
@@ -233,6 +233,9 @@ class MappingStrategy(Strategy):
         "user vectors on warm shared users, and recommend to cold shared users with no "
         "target history."
     )
+
+    def shared_steps(self, settings: ModelSettings) -> frozenset[str]:
+        return frozenset({"mapping_source", "mapping_target"})
 
     def fit(self, ctx: Context) -> Fitted:
         cfg: MappingConfig = self.config  # type: ignore[assignment]

@@ -154,3 +154,24 @@ def test_field_help_needs_no_source_file(monkeypatch):
     helps = field_help(FineTuneConfig)
     assert helps["l2sp"].startswith("L2-SP weight lambda")
     assert set(helps) == {"freeze", "l2sp", "lr_scale"}
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_shared_steps_are_declared_truthfully(name, make_ctx, toy_scenario):
+    """Every step a fit computes or reads through Context.cache is declared on its class
+    (issue 13: the parallel scheduler reads the declaration to avoid blocked workers)."""
+    ctx = make_ctx(dim=16)
+    used: set[str] = set()
+    compute = ctx.cache.get_or_compute
+
+    def spy(key, fn, step=None):
+        if step:
+            used.add(step)
+        return compute(key, fn, step)
+
+    ctx.cache.get_or_compute = spy
+    strat = get_strategy(name, OPTIONS.get(name))
+    if strat.unavailable(toy_scenario, True):
+        pytest.skip(strat.unavailable(toy_scenario, True))
+    strat.fit(ctx)
+    assert used <= strat.shared_steps(ctx.settings), sorted(used)
