@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8501
 
-.PHONY: install demo test test-fast lint format bench browser-deps clean
+.PHONY: install demo test test-fast lint format bench gpu-check browser-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,11 @@ format: install
 
 bench: install
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+# On a machine with an NVIDIA card: the GPU path for real (tests marked gpu, the demo on
+# --device cuda, BPR-MF, full-rank evaluation, text encoding), each figure with the GPU's name.
+gpu-check: install
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
