@@ -66,6 +66,19 @@ def background_maps_enabled() -> bool:
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
+WARM_DELAY_S = 5.0
+"""Seconds after the app's first page run before the warm-up starts (the page first)."""
+
+
+def warm_maps() -> None:
+    """Load UMAP's numba code in the background, once per process (the app calls this
+    on every run; later calls cost a lock). Nothing when background maps are off."""
+    if background_maps_enabled():
+        from recsys_core.embeddings.projection import warm_umap
+
+        warm_umap(background=True, delay_s=WARM_DELAY_S)
+
+
 @dataclass(frozen=True)
 class MapSettings:
     """What the joint map shows and how UMAP fits it (the page's defaults).
@@ -350,6 +363,8 @@ def map_task(
                     raise Cancelled("map stopped before it started")
                 task.report(0.0, "UMAP: waiting for training to finish")
                 time.sleep(0.5)
+        if task.should_cancel():  # stopped while it waited
+            raise Cancelled("map stopped before it started")
         pace: dict[str, float] = {}
 
         def on_progress(ev) -> None:
@@ -432,4 +447,5 @@ __all__ = [
     "schedule_maps",
     "select_points",
     "stored_stages",
+    "warm_maps",
 ]

@@ -404,7 +404,7 @@ _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
 
 
-def warm_umap(background: bool = True) -> threading.Thread | None:
+def warm_umap(background: bool = True, delay_s: float = 0.0) -> threading.Thread | None:
     """Load (or compile) UMAP's numba code once per process, ahead of the first map.
 
     Fits a small random map (:data:`WARM_POINTS` points, 16-d, 5 layout epochs) with the
@@ -413,6 +413,8 @@ def warm_umap(background: bool = True) -> threading.Thread | None:
     Args:
         background: run in a daemon thread (the app's start) and return it; False runs
             here and returns None.
+        delay_s: seconds the thread waits first (numba's compiler holds the GIL much of
+            the time: the app's first page is drawn before it starts).
 
     Returns:
         The warm-up thread when one was started by this call, else None.
@@ -421,7 +423,9 @@ def warm_umap(background: bool = True) -> threading.Thread | None:
     with _warm_lock:
         if _warm_thread is not None:
             return None
-        _warm_thread = threading.Thread(target=_warm, name="rtl-umap-warm", daemon=True)
+        _warm_thread = threading.Thread(
+            target=_warm, args=(delay_s if background else 0.0,), name="rtl-umap-warm", daemon=True
+        )
         if not background:
             _warm_thread.run()
             return None
@@ -434,7 +438,8 @@ def warm_umap(background: bool = True) -> threading.Thread | None:
     return _warm_thread
 
 
-def _warm() -> None:
+def _warm(delay_s: float = 0.0) -> None:
+    time.sleep(delay_s)
     t0 = time.perf_counter()
     try:
         use_numba_cache()
