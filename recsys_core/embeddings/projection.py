@@ -206,12 +206,16 @@ def _fit_pca(X: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
+FIT_LOCK = threading.Lock()
+"""Held by every UMAP fit of :func:`project_2d` and by :func:`warm_umap`: one fit at a
+time per process (module docstring)."""
+
 UMAP_GRAPH_SHARE = 0.3
 """Share of a UMAP fit's progress bar given to the neighbour graph (the layout epochs
 take the rest): the graph has no progress of its own to report."""
 UMAP_GRAPH_STAGE = "UMAP: neighbour graph"
 UMAP_LAYOUT_STAGE = "UMAP: layout"
-UMAP_WAIT_STAGE = "UMAP: waiting for another map"
+UMAP_WAIT_STAGE = "UMAP: waiting for another map (or the warm-up)"
 
 
 class _EpochSink:
@@ -265,17 +269,6 @@ def _fit_umap(
     use_numba_cache()
     import umap  # lazy: importing umap-learn pulls numba and takes seconds
 
-    while not FIT_LOCK.acquire(timeout=0.2):  # one fit at a time (module docstring)
-        cb.check_cancel()
-        cb.progress(ProgressEvent(stage=UMAP_WAIT_STAGE, fraction=0.0))
-    try:
-        return _fit_umap_locked(umap, X, seed, n_neighbors, min_dist, cb, t0)
-    finally:
-        FIT_LOCK.release()
-
-
-def _fit_umap_locked(umap, X, seed, n_neighbors, min_dist, cb: Callbacks, t0: float) -> np.ndarray:
-    n = X.shape[0]
     cb.check_cancel()
     reducer = umap.UMAP(
         n_components=2,
@@ -354,8 +347,26 @@ def project_2d(
     if method == "pca":
         Y = _fit_pca(A, seed)
     else:
-        Y = _fit_umap(A, seed, n_neighbors, min_dist, callbacks)
-    Y = np.asarray(Y, dtype=np.float64)
+        cb = callbacks or Callbacks()
+        while not FIT_LOCK.acquire(timeout=0.2):  # one fit at a time (module docstring)
+            cb.check_cancel()
+            cb.progress(ProgressEvent(stage=UMAP_WAIT_STAGE, fraction=0.0))
+        try:
+            # Another session may have fitted the same map while this one waited.
+            hit = None if path is None else _load(path, A.shape[0], key)
+            if hit is not None:
+                return hit
+            Y = _fit_umap(A, seed, n_neighbors, min_dist, cb)
+            Y = _cache(
+                path, key, np.asarray(Y, dtype=np.float64), method, seed, n_neighbors, min_dist
+            )
+        finally:
+            FIT_LOCK.release()
+        return Y
+    return _cache(path, key, np.asarray(Y, dtype=np.float64), method, seed, n_neighbors, min_dist)
+
+
+def _cache(path, key, Y: np.ndarray, method, seed, n_neighbors, min_dist) -> np.ndarray:
     if path is not None and key is not None:
         try:
             _save_atomic(path, Y, key, _params(method, seed, n_neighbors, min_dist))
@@ -363,10 +374,6 @@ def project_2d(
             log.warning("projection cache %s not written: %s", path, exc)
     return Y
 
-
-FIT_LOCK = threading.Lock()
-"""Held by each UMAP fit of :mod:`recsys_core.embeddings.maps` and by :func:`warm_umap`:
-one fit at a time per process (module docstring)."""
 
 NUMBA_DIRNAME = "numba"
 

@@ -203,3 +203,37 @@ def test_umap_reports_the_graph_then_the_epochs_and_stops_when_asked(tmp_path: P
         project_2d(Z, "umap", tmp_path,
                    callbacks=Callbacks(on_progress=seen.append, should_cancel=after_some_epochs))  # fmt: skip
     assert cached_projection(Z, "umap", tmp_path) is None
+
+
+def test_one_umap_fit_at_a_time_and_a_map_cached_meanwhile_is_not_fitted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit waits for the one under way (or the warm-up), saying so, and can be stopped
+    while it waits; when its turn comes it reads the map another session cached."""
+    import threading
+
+    from recsys_core.training.callbacks import Callbacks, Cancelled
+
+    fits: list[int] = []
+    monkeypatch.setattr(
+        projection, "_fit_umap", lambda X, *a, **k: fits.append(len(X)) or -projection._fit_pca(X)
+    )
+    X = np.random.default_rng(6).normal(size=(20, 4))
+    events, out = [], {}
+    with projection.FIT_LOCK:  # another fit under way
+        t = threading.Thread(
+            target=lambda: out.update(Y=project_2d(X, "umap", tmp_path,
+                                                   callbacks=Callbacks(on_progress=events.append))),
+        )  # fmt: skip
+        t.start()
+        while not events:
+            t.join(0.05)
+        assert events[0].stage == projection.UMAP_WAIT_STAGE
+        other = np.arange(40.0).reshape(20, 2)  # what the other session cached
+        projection._cache(projection._cache_path(tmp_path, "umap", cache_key(X, "umap")),
+                          cache_key(X, "umap"), other, "umap", 0, 15, 0.1)  # fmt: skip
+        with pytest.raises(Cancelled):
+            project_2d(X + 1, "umap", tmp_path, callbacks=Callbacks(should_cancel=lambda: True))
+    t.join(10)
+    np.testing.assert_array_equal(out["Y"], other)
+    assert fits == []
