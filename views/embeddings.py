@@ -191,9 +191,10 @@ def pca_map(groups, cache) -> np.ndarray:
     return np.vstack([project_2d(X, "pca", cache) for X in groups])
 
 
+# Session key: the map task this page last started by itself (a newer view's map stops
+# it: moving the slider must not queue a fit per position). A comment, not a string:
+# Streamlit would draw a bare string of a page script.
 AUTO_KEY = "emb_umap_auto"
-"""Session key: the map task this page last started by itself (a newer view's map
-stops it: moving the slider must not queue a fit per position)."""
 
 
 def umap_state(groups, cache, settings: MapSettings):

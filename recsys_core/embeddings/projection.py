@@ -409,6 +409,7 @@ neighbours to pynndescent, so the kernels a real map uses are the ones loaded.""
 
 _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
+_warm_stop = threading.Event()
 
 
 def warm_umap(background: bool = True, delay_s: float = 0.0) -> threading.Thread | None:
@@ -439,14 +440,20 @@ def warm_umap(background: bool = True, delay_s: float = 0.0) -> threading.Thread
         _warm_thread.start()
     import atexit
 
-    # Joined at exit: a daemon thread inside numba's compiler while Python tears down
-    # can abort the process.
-    atexit.register(_warm_thread.join, 60)
+    # Stopped and joined at exit: a daemon thread inside numba's compiler while Python
+    # tears down can abort the process. Not started yet: it ends at once.
+    atexit.register(_stop_warm, _warm_thread)
     return _warm_thread
 
 
+def _stop_warm(thread: threading.Thread, timeout: float = 60.0) -> None:
+    _warm_stop.set()
+    thread.join(timeout)
+
+
 def _warm(delay_s: float = 0.0) -> None:
-    time.sleep(delay_s)
+    if _warm_stop.wait(delay_s):
+        return
     t0 = time.perf_counter()
     try:
         use_numba_cache()

@@ -238,6 +238,8 @@ def maps_on(finished_runs, monkeypatch):
     store, _ = finished_runs
     shutil.rmtree(maps.projection_dir(store.root), ignore_errors=True)
     monkeypatch.setenv(maps.ENV_VAR, "1")
+    # as if warmed already: no real UMAP in the test process (app.py warms on each run)
+    monkeypatch.setattr(projection, "_warm_thread", threading.Thread())
     release = threading.Event()
     calls: list[int] = []
 
@@ -271,6 +273,7 @@ def test_a_cached_map_is_drawn_as_umap_at_once_without_a_click(
     assert calls == [189]
     at = open_emb(loaded_app)
     assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
+    assert not any("Session key" in t for t in texts(at, "markdown"))  # no stray docstring
     assert at.segmented_control(key="emb_method").value == "umap"
     assert not at.get("progress") and not [b for b in at.button if b.key == "emb_umap_go"]
     got = map_xy(at)

@@ -245,3 +245,35 @@ def test_a_finished_app_job_caches_its_runs_default_map(tmp_path: Path, fake_uma
         time.sleep(0.05)
     assert cached_map(run_map_groups(store, rid), projection_dir(store.root)) is not None
     jm.close()
+
+
+def test_the_warm_up_runs_once_per_process_and_not_when_maps_are_off(monkeypatch) -> None:
+    import threading
+
+    runs: list[float] = []
+    monkeypatch.setattr(projection, "_warm", lambda delay_s=0.0: runs.append(delay_s))
+    monkeypatch.setattr(projection, "_warm_thread", None)
+    monkeypatch.setenv(maps.ENV_VAR, "0")
+    maps.warm_maps()
+    assert projection._warm_thread is None
+    monkeypatch.setenv(maps.ENV_VAR, "1")
+    maps.warm_maps()
+    first = projection._warm_thread
+    assert isinstance(first, threading.Thread)
+    first.join(5)
+    maps.warm_maps()  # every app run calls it: nothing more
+    assert projection._warm_thread is first and runs == [maps.WARM_DELAY_S]
+
+
+def test_the_numba_cache_goes_under_the_cache_root_unless_chosen(monkeypatch, tmp_path) -> None:
+    import sys
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RTL_CACHE_DIR", str(tmp_path))
+    if "numba" in sys.modules:  # numba read its setting already: left alone
+        assert projection.use_numba_cache() is None
+    else:
+        assert projection.use_numba_cache() == str(tmp_path / "numba")
+        assert (tmp_path / "numba").is_dir()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert projection.use_numba_cache() == str(tmp_path / "mine")
