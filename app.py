@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from recsys_core.embeddings.maps import warm_maps
 from ui import state
 from ui.components import sidebar
 
@@ -42,4 +43,5 @@ st.markdown(
     unsafe_allow_html=True,
 )
 sidebar()
+warm_maps()  # UMAP's numba code loaded once per process, in the background (issue 13)
 page.run()

@@ -23,6 +23,11 @@ def _isolated_dirs(tmp_path_factory):
     # The text/demo cache is shared across the session (encoding real text is slow);
     # honour a cache the caller already set (CI sets one), else use a session folder.
     os.environ.setdefault("RTL_CACHE_DIR", str(root / "cache"))
+    # No UMAP map computed without a click (after a job, by the Embeddings page, the
+    # warm-up): a real fit compiles numba code for a minute in the background of every
+    # test process. The tests of that path turn it on (tests/embeddings/test_maps.py,
+    # tests/app/test_embeddings_page.py, tests/browser/test_embeddings_cache.py).
+    os.environ.setdefault("RTL_PRECOMPUTE_MAPS", "0")
     yield
     for k, v in old.items():
         if v is None:

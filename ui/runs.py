@@ -55,18 +55,11 @@ def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarra
 
 
 def run_stages(store, run_id: str) -> list[str]:
-    """Stage names with stored vectors, e.g. ["source", "final"]."""
-    try:
-        names = store.list_artifacts(run_id)
-    except KeyError:
-        return []
-    stages = [
-        n.removeprefix("vectors_").removesuffix(".safetensors")
-        for n in names
-        if n.startswith("vectors_")
-    ]
-    order = {"text": 0, "source": 1, "teacher": 2, "final": 9}
-    return sorted(stages, key=lambda s: (order.get(s, 5), s))
+    """Stage names with stored vectors, e.g. ["source", "final"] (the engine's order,
+    the one the cached maps are built in)."""
+    from recsys_core.embeddings.maps import stored_stages
+
+    return stored_stages(store, run_id)
 
 
 def done_runs(store, scenario: str | None = None) -> pd.DataFrame:

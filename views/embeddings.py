@@ -1,21 +1,32 @@
 """Embeddings: how item vectors move from the source model to the target-only model to
 the model after transfer: one joint 2-D map, and the engine's shift measures.
 
-The map shows PCA at once; UMAP is used when it is cached on disk, or computed in the
-background on request (a side task of the user's JobManager) while PCA stays on screen,
-with its progress; the page redraws itself with the UMAP map when it is ready. Widget
-keys start with ``emb_``.
+The map is UMAP when it is cached (the app computes a run's default map in the
+background after its job: ``recsys_core.embeddings.maps``), else PCA at once while the
+page starts the UMAP fit itself as a side task of the user's JobManager (nothing cached,
+nothing running), with its progress and a Stop button; the page redraws itself with the
+UMAP map when it is ready. Widget keys start with ``emb_``.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from recsys_core.data.item_table import item_frame, item_frame_from_artifact
+from recsys_core.embeddings.maps import (
+    MapSettings,
+    background_maps_enabled,
+    cached_map,
+    default_peer,
+    map_groups,
+    map_task,
+    map_task_key,
+    projection_dir,
+    select_points,
+)
+from recsys_core.embeddings.projection import project_2d
 from recsys_core.strategies.registry import kind_of
 from ui import charts, state
 from ui.components import (
@@ -103,11 +114,12 @@ def choose(store):
         for r in records
         if r["run_id"] != rid and r["data_fingerprint"] == run["data_fingerprint"]
     ]
-    default_peer = [p for p in peers if by_id[p]["strategy"] == "target-only"][:1]
+    peer = default_peer(store, run)
+    default = [peer] if peer in peers else []
     extra = c[1].multiselect(
         "add stages from other runs of the same data",
         peers,
-        default=default_peer if run["strategy"] != "target-only" else [],
+        default=default,
         format_func=lambda r: names[r],
         key=f"emb_peers_{rid}",
         help="e.g. the target-only run, to see where the items sit without transfer.",
@@ -145,106 +157,72 @@ def map_controls(meta: pd.DataFrame, has_users: bool):
     return color or "domain", int(n_max), source_items, users
 
 
-def build_points(picks, meta, vecs, n_max, source_items, users, n_target_users):
-    """Rows to project (one X per dimension group) and their labels."""
-    rng = np.random.default_rng(0)
-    keep = (
-        np.flatnonzero(meta["domain"].to_numpy() != "source")
-        if not source_items
-        else np.arange(len(meta))
+def build_points(picks, meta, vecs, settings: MapSettings, n_target_users: int):
+    """The engine's rows of each stage (the same rule the background job caches) and
+    their labels (one row per point, in block order)."""
+    blocks = select_points(
+        [vecs[label] for label, _, _ in picks],
+        settings,
+        is_source=meta["domain"].to_numpy() == "source",
+        n_target_users=n_target_users,
     )
-    if len(keep) > n_max:
-        keep = np.sort(rng.choice(keep, n_max, replace=False))
-    blocks, labels = [], []
-    for label, _, _ in picks:
-        V = vecs[label]
-        items = V["items"]
-        blocks.append(items[keep])
-        lab = meta.iloc[keep].assign(stage=label)
-        labels.append(lab)
-        if users and "users" in V:
-            U = V["users"][:n_target_users]
-            u_idx = np.sort(rng.choice(len(U), min(300, len(U)), replace=False))
-            blocks.append(U[u_idx])
+    labels = []
+    for b in blocks:
+        stage = picks[b.pick][0]
+        if b.kind == "items":
+            labels.append(meta.iloc[b.rows].assign(stage=stage))
+        else:
             labels.append(
                 pd.DataFrame(
                     {
-                        "title": [f"user {i}" for i in u_idx],
+                        "title": [f"user {i}" for i in b.rows],
                         "genre": "users",
                         "domain": "users",
                         "popularity": "users",
                         "cold status": "users",
-                        "stage": label,
+                        "stage": stage,
                     }
                 )
             )
     return blocks, pd.concat(labels, ignore_index=True)
 
 
-def projection(blocks, method: str, cache: str):
-    """Joint map when every stage has one dimension, else one map per stage."""
-    from recsys_core.embeddings.projection import cached_projection, project_2d
-
-    dims = {b.shape[1] for b in blocks}
-    groups = [np.vstack(blocks)] if len(dims) == 1 else blocks
-    out = []
-    for X in groups:
-        Y = project_2d(X, "pca", cache) if method == "pca" else cached_projection(X, "umap", cache)
-        if Y is None:
-            return None, groups
-        out.append(Y)
-    return np.vstack(out), groups
+def pca_map(groups, cache) -> np.ndarray:
+    return np.vstack([project_2d(X, "pca", cache) for X in groups])
 
 
-def umap_key(groups) -> str:
-    h = hashlib.sha256()
-    for X in groups:
-        h.update(np.ascontiguousarray(X).tobytes()[:1_000_000])
-        h.update(str(X.shape).encode())
-    return "umap-" + h.hexdigest()[:16]
+# Session key: the map task this page last started by itself (a newer view's map stops
+# it: moving the slider must not queue a fit per position). A comment, not a string:
+# Streamlit would draw a bare string of a page script.
+AUTO_KEY = "emb_umap_auto"
 
 
-def umap_fit(groups, cache: str):
-    """The side task that fits UMAP on each group (stops when asked; reports the graph
-    stage, then the layout epochs, with time left from the epochs' pace)."""
-    from recsys_core.embeddings.projection import UMAP_LAYOUT_STAGE, project_2d
-    from recsys_core.training.callbacks import Callbacks
-
-    def fit(task) -> None:
-        n = len(groups)
-        for gi, X in enumerate(groups):
-            pace: dict = {}
-
-            def on_progress(ev, gi=gi, pace=pace) -> None:
-                line = ev.stage + (f" (map {gi + 1} of {n})" if n > 1 else "")
-                eta = None
-                if ev.stage == UMAP_LAYOUT_STAGE and ev.epochs:
-                    line += f" · epoch {ev.epoch}/{ev.epochs}"
-                    if "t" not in pace:
-                        pace.update(t=ev.seconds, epoch=ev.epoch)
-                    elif ev.epoch > pace["epoch"]:
-                        per = (ev.seconds - pace["t"]) / (ev.epoch - pace["epoch"])
-                        eta = per * (ev.epochs - ev.epoch)
-                task.report((gi + ev.fraction) / n, line, eta_s=eta)
-
-            project_2d(
-                X,
-                "umap",
-                cache,
-                callbacks=Callbacks(on_progress=on_progress, should_cancel=task.should_cancel),
-            )
-
-    return fit
-
-
-def umap_block(groups, cache: str, have_umap: bool) -> None:
-    """Button to compute UMAP in the background; while it runs, its progress and a Stop
-    button, polled by a fragment that reruns the page (UMAP map shown) when it ends."""
+def umap_state(groups, cache, settings: MapSettings):
+    """(UMAP map or None, task key, task state, error). Starts the fit in the background
+    when nothing is cached and nothing is running (unless stopped, failed, or turned off)."""
     jm = state.jobs()
-    key = umap_key(groups)
-    if have_umap:
-        return
+    key = map_task_key(groups, settings)
+    Y = cached_map(groups, cache, settings)
+    if Y is None:
+        Y = jm.task_result(key)  # done, but its file could not be written or read
     st_, err = jm.task_state(key)
+    if Y is None and st_ is None and background_maps_enabled():
+        prev = st.session_state.get(AUTO_KEY)
+        if prev and prev != key:
+            jm.cancel_task(prev)
+        if jm.start_task(key, map_task(groups, cache, settings)):
+            st.session_state[AUTO_KEY] = key
+        st_, err = jm.task_state(key)
+    if Y is not None and st_ == "done":
+        jm.discard_task(key)  # cached now: keep the manager's memory small
+    return Y, key, st_, err
+
+
+def umap_block(groups, cache, settings: MapSettings, key: str, st_, err) -> None:
+    """While the map is computed: its progress and a Stop button, polled by a fragment
+    that reruns the page (UMAP map shown) when it ends. Stopped or failed: the PCA map
+    stays, with a button to start again."""
+    jm = state.jobs()
     if st_ == "failed":
         st.error(f"UMAP failed: {err}. The PCA map stays.", icon=":material/error:")
     if st_ != "running":
@@ -252,12 +230,12 @@ def umap_block(groups, cache: str, have_umap: bool) -> None:
             st.caption("UMAP was stopped; the PCA map stays.")
         if st.button(
             "Compute UMAP", key="emb_umap_go", icon=":material/auto_awesome:",
-            help="Keeps neighbourhoods better than PCA. The first fit in a fresh server also "
-            "compiles UMAP's code (about a minute); then maps are cached on disk. The map "
+            help="Keeps neighbourhoods better than PCA. The first fit in a fresh server may "
+            "also compile UMAP's code; maps are then cached with the run store. The map "
             "appears by itself when it is ready.",
         ):  # fmt: skip
             jm.discard_task(key)
-            jm.start_task(key, umap_fit(groups, cache))
+            jm.start_task(key, map_task(groups, cache, settings))
             st.rerun()
         return
 
@@ -271,7 +249,7 @@ def umap_block(groups, cache: str, have_umap: bool) -> None:
         if p.get("eta_s"):
             parts.append(f"about {duration(p['eta_s'])} left")
         elif "graph" in str(p.get("line")):
-            parts.append("the first fit in a server also compiles (about a minute)")
+            parts.append("the first fit in a server may also compile (about a minute)")
         c = st.columns([5, 1], vertical_alignment="bottom")
         c[0].progress(min(max(float(p.get("fraction") or 0.0), 0.0), 1.0), text=" · ".join(parts))
         if jm.task_cancelling(key):
@@ -285,7 +263,9 @@ def umap_block(groups, cache: str, have_umap: bool) -> None:
                 args=(key,),
                 width="stretch",
             )
-        st.caption("PCA is shown meanwhile; the UMAP map replaces it when it is ready.")
+        st.caption(
+            "UMAP is on its way: PCA is shown meanwhile, and the UMAP map replaces it when it is ready."
+        )
 
     poll()
 
@@ -415,9 +395,11 @@ if chosen is not None:
         n_target_users = int((scn.n_target_users if scn is not None else 0) or 0)
         has_users = n_target_users > 0 and any("users" in v for v in vecs.values())
         color, n_max, source_items, users = map_controls(meta, has_users)
-        blocks, labels = build_points(picks, meta, vecs, n_max, source_items, users, n_target_users)
-        cache = str(state.cache_dir() / "projections")
-        Y_umap, groups = projection(blocks, "umap", cache)
+        settings = MapSettings(items_per_stage=n_max, source_items=source_items, users=users)
+        blocks, labels = build_points(picks, meta, vecs, settings, n_target_users)
+        groups = map_groups(blocks)
+        cache = projection_dir(root)
+        Y_umap, key, task_st, task_err = umap_state(groups, cache, settings)
         have_umap = Y_umap is not None
         if have_umap:
             method = (
@@ -433,7 +415,7 @@ if chosen is not None:
         else:
             method = "pca"
         try:
-            Y = Y_umap if method == "umap" else projection(blocks, "pca", cache)[0]
+            Y = Y_umap if method == "umap" else pca_map(groups, cache)
         except Exception as exc:
             show_error(exc, "projection")
             Y = None
@@ -443,9 +425,14 @@ if chosen is not None:
             st.caption(
                 f"{method.upper()} of {len(pts):,} points, fitted once on all stages shown. "
                 "Hover a point for its title."
-                + ("" if have_umap else " UMAP is not computed yet for these points.")
+                + (
+                    ""
+                    if have_umap or task_st == "running"
+                    else " UMAP is not computed yet for these points."
+                )
             )
-        if len({b.shape[1] for b in blocks}) > 1:
+        if len({b.X.shape[1] for b in blocks}) > 1:
             st.caption("The stages have different dimensions, so each has its own map.")
-        umap_block(groups, cache, have_umap)
+        if not have_umap:
+            umap_block(groups, cache, settings, key, task_st, task_err)
         shift_panel(picks, meta["domain"].to_numpy())

@@ -2,9 +2,12 @@
 
 :mod:`~recsys_core.embeddings.shift` holds the numbers (CKA, Procrustes drift, k-NN
 overlap, MMD, alignment and uniformity); :mod:`~recsys_core.embeddings.projection` the
-joint 2-D maps (PCA at once, UMAP cached on disk).
+joint 2-D maps (PCA at once, UMAP cached on disk); :mod:`~recsys_core.embeddings.maps`
+the Embeddings page's default map of a run, computed ahead and cached
+(``docs/projection_cache.md``).
 """
 
+from recsys_core.embeddings.maps import precompute_projection
 from recsys_core.embeddings.projection import cached_projection, project_2d
 from recsys_core.embeddings.shift import (
     align_by_ids,
@@ -26,6 +29,7 @@ __all__ = [
     "linear_cka",
     "mmd_rbf",
     "mmd_unbiased",
+    "precompute_projection",
     "procrustes_drift",
     "project_2d",
     "shift_report",

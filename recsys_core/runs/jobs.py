@@ -154,6 +154,9 @@ class JobManager:
         self._tasks: dict[str, dict[str, Any]] = {}
         self._device: dict[str, Any] | None = None
         self._device_thread: threading.Thread | None = None
+        # Called with (manager, store root, done run ids) after a job that finished runs:
+        # the app's managers precompute the Embeddings maps there (issue 13).
+        self.after_job: Callable[[JobManager, str, list[str]], Any] | None = None
 
     # ------------------------------------------------------------------ submitting
 
@@ -504,6 +507,13 @@ class JobManager:
             error=errors[0] if state == "failed" and errors else None,
             finished_at=time.time(),
         )
+        if self.after_job is not None and state == "done":
+            try:
+                self.after_job(
+                    self, job.store_root, [o.run_id for o in outcomes if o.status == "done"]
+                )
+            except Exception:  # the runs are saved: a failed follow-up is only logged
+                log.exception("after-job hook of %s failed", job.job_id)
 
     def _why_cancelled(self, started: bool = True) -> str:
         if self._closing.is_set():
@@ -719,6 +729,13 @@ class TaskHandle:
         return Callbacks(on_progress=on_progress, should_cancel=self.should_cancel, log=log)
 
 
+def _precompute_maps(jm: JobManager, store_root: str, run_ids: list[str]) -> None:
+    """The Embeddings page's UMAP maps of a job's runs, as low-priority side tasks."""
+    from recsys_core.embeddings.maps import schedule_maps
+
+    schedule_maps(jm, store_root, run_ids)
+
+
 def _close_at_exit(ref: weakref.ref) -> None:
     manager = ref()
     if manager is not None:
@@ -756,6 +773,7 @@ class JobRegistry:
             jm = self._managers.get(owner)
             if jm is None:
                 jm = self._managers[owner] = JobManager(owner[:8], owner=owner)
+                jm.after_job = _precompute_maps
             return jm
 
     def owners(self) -> list[str]:

@@ -4,6 +4,7 @@ domain/genre/popularity/cold status, and the engine's shift measures."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recsys_core.embeddings.shift import shift_report
 from tests.app.conftest import frame_with, texts
@@ -220,3 +221,137 @@ def test_umap_can_be_stopped_and_the_pca_map_stays(loaded_app, finished_runs, mo
     assert any("UMAP was stopped" in c for c in texts(at, "caption"))
     assert any(c.startswith("PCA of 90 points") for c in texts(at, "caption"))
     assert at.button(key="emb_umap_go").label == "Compute UMAP"  # may start again
+
+
+# ------------------------------------------------ maps without a click (issue 13)
+
+
+@pytest.fixture()
+def maps_on(finished_runs, monkeypatch):
+    """Background maps on, an empty map cache, and UMAP replaced by a stand-in that
+    waits for ``release`` (a threading.Event) and returns minus the PCA map."""
+    import shutil
+    import threading
+
+    from recsys_core.embeddings import maps, projection
+
+    store, _ = finished_runs
+    shutil.rmtree(maps.projection_dir(store.root), ignore_errors=True)
+    monkeypatch.setenv(maps.ENV_VAR, "1")
+    # as if warmed already: no real UMAP in the test process (app.py warms on each run)
+    monkeypatch.setattr(projection, "_warm_thread", threading.Thread())
+    release = threading.Event()
+    calls: list[int] = []
+
+    def fit(X, seed, n_neighbors, min_dist, cb=None):
+        calls.append(len(X))
+        while not release.wait(0.02):
+            cb.check_cancel()
+        return -projection._fit_pca(X)
+
+    monkeypatch.setattr(projection, "_fit_umap", fit)
+    return release, calls
+
+
+def map_xy(at) -> np.ndarray:
+    """The map's points as (x, y) rows, sorted (trace order differs from row order)."""
+    emap = plot_json(at)[0]
+    xy = np.concatenate([np.c_[arr(t["x"]), arr(t["y"])] for t in emap["data"]])
+    return xy[np.lexsort(xy.T[::-1])]
+
+
+def test_a_cached_map_is_drawn_as_umap_at_once_without_a_click(
+    loaded_app, finished_runs, maps_on
+) -> None:
+    from recsys_core.embeddings import maps
+
+    release, calls = maps_on
+    release.set()
+    store, ids = finished_runs
+    ft = next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+    Y = maps.precompute_projection(store, ft)  # what the job does after training
+    assert calls == [189]
+    at = open_emb(loaded_app)
+    assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
+    assert not any("Session key" in t for t in texts(at, "markdown"))  # no stray docstring
+    assert at.segmented_control(key="emb_method").value == "umap"
+    assert not at.get("progress") and not [b for b in at.button if b.key == "emb_umap_go"]
+    got = map_xy(at)
+    np.testing.assert_allclose(got, Y[np.lexsort(Y.T[::-1])], rtol=1e-6)
+    assert calls == [189]  # read, not fitted again
+    # PCA is one click away, and back.
+    at.segmented_control(key="emb_method").set_value("pca").run()
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
+
+
+def test_the_page_starts_the_map_itself_shows_pca_meanwhile_then_umap(
+    loaded_app, finished_runs, maps_on
+) -> None:
+    """A run trained by the CLI has no map: the page shows PCA, says UMAP is on its way,
+    starts the fit itself (no click) with its progress and Stop, then shows UMAP."""
+    import time
+
+    release, calls = maps_on
+    at = open_emb(loaded_app)
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
+    assert any("UMAP is on its way" in c for c in texts(at, "caption"))
+    assert not [b for b in at.button if b.key == "emb_umap_go"]
+    assert at.button(key="emb_umap_stop").label == "Stop"
+    jm = at.session_state[state.JOBS]
+    (key,) = jm.task_keys("umap-", state="running")
+    at.run()  # a rerun does not start a second fit
+    assert jm.task_keys("umap-") == [key]
+    release.set()
+    deadline = time.monotonic() + 30
+    while jm.task_state(key)[0] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    at.run()
+    assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
+    assert not at.get("progress")
+    assert calls == [189]
+
+
+def test_a_stopped_map_is_not_restarted_by_itself(loaded_app, finished_runs, maps_on) -> None:
+    import time
+
+    at = open_emb(loaded_app)
+    jm = at.session_state[state.JOBS]
+    (key,) = jm.task_keys("umap-", state="running")
+    at.button(key="emb_umap_stop").click().run()
+    deadline = time.monotonic() + 30
+    while jm.task_state(key)[0] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    at.run()
+    assert jm.task_state(key) == ("cancelled", None)
+    assert any("UMAP was stopped" in c for c in texts(at, "caption"))
+    assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
+    assert at.button(key="emb_umap_go").label == "Compute UMAP"
+
+
+def test_a_damaged_map_file_gives_pca_and_a_new_fit_never_a_traceback(
+    loaded_app, finished_runs, maps_on
+) -> None:
+    import time
+
+    from recsys_core.embeddings import maps
+
+    release, calls = maps_on
+    release.set()
+    store, ids = finished_runs
+    ft = next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+    maps.precompute_projection(store, ft)
+    (path,) = maps.projection_dir(store.root).iterdir()
+    path.write_bytes(b"\x00" * 64)
+    at = open_emb(loaded_app)
+    assert not at.exception
+    jm = at.session_state[state.JOBS]
+    deadline = time.monotonic() + 30
+    while jm.task_keys("umap-", state="running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    at.run()
+    assert not at.exception
+    assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
+    assert calls == [189, 189]  # fitted again, in the background

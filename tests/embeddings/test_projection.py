@@ -63,9 +63,9 @@ def test_cache_serves_second_call_without_refitting(
     assert calls == [30]
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, again)
-    # One .npy file, no temp file left behind.
+    # One safetensors file (no pickle), no temp file left behind.
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 1 and files[0].startswith("pca-") and files[0].endswith(".npy")
+    assert len(files) == 1 and files[0].startswith("pca-") and files[0].endswith(".safetensors")
     # Different content -> a new fit; same values in another dtype are another key.
     project_2d(X + 1e-3, method="pca", cache_dir=tmp_path)
     project_2d(X.astype(np.float64), method="pca", cache_dir=tmp_path)
@@ -81,13 +81,35 @@ def test_cache_key_depends_only_on_relevant_params() -> None:
 
 
 def test_corrupt_cache_file_is_recomputed(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
     X = np.random.default_rng(3).normal(size=(12, 4))
     first = project_2d(X, method="pca", cache_dir=tmp_path)
     (path,) = tmp_path.iterdir()
-    path.write_bytes(b"not an npy file")
-    assert cached_projection(X, "pca", tmp_path) is None
-    np.testing.assert_array_equal(project_2d(X, method="pca", cache_dir=tmp_path), first)
-    np.testing.assert_array_equal(np.load(path, allow_pickle=False), first)
+    good = path.read_bytes()
+    flipped = good[:-1] + bytes([good[-1] ^ 0x40])  # one coordinate changed, still finite
+    for damaged in (b"not a safetensors file", good[: len(good) // 2], flipped):
+        path.write_bytes(damaged)
+        assert cached_projection(X, "pca", tmp_path) is None
+        np.testing.assert_array_equal(project_2d(X, method="pca", cache_dir=tmp_path), first)
+        np.testing.assert_array_equal(load_file(str(path))["xy"], first)
+
+
+def test_a_file_of_another_key_is_not_served(tmp_path: Path) -> None:
+    """A valid file under the name of another input (planted, or a truncated-name
+    collision) is recomputed: the full key in the header must match."""
+    from safetensors.numpy import load_file
+
+    X = np.random.default_rng(3).normal(size=(12, 4))
+    Z = X[::-1].copy()
+    first = project_2d(X, method="pca", cache_dir=tmp_path)
+    (path,) = tmp_path.iterdir()
+    other = projection._cache_path(tmp_path, "pca", cache_key(Z, "pca"))
+    other.write_bytes(path.read_bytes())
+    assert cached_projection(Z, "pca", tmp_path) is None
+    Yz = project_2d(Z, method="pca", cache_dir=tmp_path)
+    assert not np.allclose(Yz, first)
+    np.testing.assert_array_equal(load_file(str(other))["xy"], Yz)
 
 
 def test_bad_arguments_raise_value_error() -> None:
@@ -181,3 +203,37 @@ def test_umap_reports_the_graph_then_the_epochs_and_stops_when_asked(tmp_path: P
         project_2d(Z, "umap", tmp_path,
                    callbacks=Callbacks(on_progress=seen.append, should_cancel=after_some_epochs))  # fmt: skip
     assert cached_projection(Z, "umap", tmp_path) is None
+
+
+def test_one_umap_fit_at_a_time_and_a_map_cached_meanwhile_is_not_fitted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit waits for the one under way (or the warm-up), saying so, and can be stopped
+    while it waits; when its turn comes it reads the map another session cached."""
+    import threading
+
+    from recsys_core.training.callbacks import Callbacks, Cancelled
+
+    fits: list[int] = []
+    monkeypatch.setattr(
+        projection, "_fit_umap", lambda X, *a, **k: fits.append(len(X)) or -projection._fit_pca(X)
+    )
+    X = np.random.default_rng(6).normal(size=(20, 4))
+    events, out = [], {}
+    with projection.FIT_LOCK:  # another fit under way
+        t = threading.Thread(
+            target=lambda: out.update(Y=project_2d(X, "umap", tmp_path,
+                                                   callbacks=Callbacks(on_progress=events.append))),
+        )  # fmt: skip
+        t.start()
+        while not events:
+            t.join(0.05)
+        assert events[0].stage == projection.UMAP_WAIT_STAGE
+        other = np.arange(40.0).reshape(20, 2)  # what the other session cached
+        projection._cache(projection._cache_path(tmp_path, "umap", cache_key(X, "umap")),
+                          cache_key(X, "umap"), other, "umap", 0, 15, 0.1)  # fmt: skip
+        with pytest.raises(Cancelled):
+            project_2d(X + 1, "umap", tmp_path, callbacks=Callbacks(should_cancel=lambda: True))
+    t.join(10)
+    np.testing.assert_array_equal(out["Y"], other)
+    assert fits == []
