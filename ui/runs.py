@@ -29,27 +29,40 @@ def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {rid: (n if counts[n] == 1 else f"{n} ·{rid[-4:]}") for rid, n in base.items()}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def run_table(store_root: str, run_id: str, name: str) -> pd.DataFrame | None:
     """A finished run's table artifact (immutable once the run is done), or None when the
-    run has none. A truncated or corrupted file raises ArtifactError (its message names
-    the run and the file): the page shows it where the table would be."""
+    run has none or this browser user may not read it (another user's private run). A
+    truncated or corrupted file raises ArtifactError (its message names the run and the
+    file): the page shows it where the table would be."""
+    return _run_table(store_root, run_id, name, state.viewer())
+
+
+def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
+    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
+    when it keeps none (or the user may not read it); ArtifactError as run_table."""
+    return _run_vectors(store_root, run_id, stage, state.viewer())
+
+
+# The viewer is part of the cache key: a table cached for one user is never served to
+# another who may not read the run (st.cache_data is shared by every session).
+@st.cache_data(max_entries=64, show_spinner=False)
+def _run_table(store_root: str, run_id: str, name: str, viewer: str | None) -> pd.DataFrame | None:
     from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
-        return RunStore(store_root).load_table(run_id, name)
+        return RunStore(store_root, viewer=viewer).load_table(run_id, name)
     except (MissingArtifactError, KeyError):
         return None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
-    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
-    when it keeps none; ArtifactError for a truncated or corrupted file (as run_table)."""
+def _run_vectors(
+    store_root: str, run_id: str, stage: str, viewer: str | None
+) -> dict[str, np.ndarray] | None:
     from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
-        return RunStore(store_root).load_tensors(run_id, f"vectors_{stage}")
+        return RunStore(store_root, viewer=viewer).load_tensors(run_id, f"vectors_{stage}")
     except (MissingArtifactError, KeyError):
         return None
 
