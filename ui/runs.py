@@ -13,6 +13,7 @@ import streamlit as st
 
 from ui import state
 from ui.messages import show_error
+from ui.text import md_escape
 
 
 def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -119,11 +120,13 @@ def offer_reload(run: Mapping[str, Any], key: str) -> None:
         st.info(PRIVATE_UPLOADS, icon=":material/lock:")
         return
     st.info(
-        f"These runs were trained on **{run.get('scenario')}** with a different split or data than "
+        f"These runs were trained on **{md_escape(run.get('scenario'))}** with a different split or data than "
         "the one loaded now. Load it to see users, histories and titles."
     )
     if st.button(
-        f"Load {run.get('scenario')} with the runs' split", key=key, icon=":material/download:"
+        f"Load {md_escape(run.get('scenario'))} with the runs' split",
+        key=key,
+        icon=":material/download:",
     ):
         from recsys_core.data.split_types import SplitConfig
         from recsys_core.pipeline import ScenarioSpec, load_scenario

@@ -247,7 +247,7 @@ def upload_section() -> None:
     ):
         spec = write_uploads(tables, name.strip() or "my-scenario")
         if spec is not None and load(spec):
-            state.flash("success", f"Loaded **{spec.label}** from your files.")
+            state.flash("success", f"Loaded **{md_escape(spec.label)}** from your files.")
             st.rerun()
     elif not ready and not errors:
         st.caption("Upload at least the target interactions to continue.")

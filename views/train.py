@@ -67,7 +67,7 @@ def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
             if why is not None:
                 st.session_state[f"train_pick_{name}"] = False
             on = st.checkbox(
-                f"**{name}**" + (f"  ·  _{why}_" if why else ""),
+                f"**{name}**" + (f"  ·  _{md_escape(why)}_" if why else ""),
                 disabled=why is not None,
                 key=f"train_pick_{name}",
             )

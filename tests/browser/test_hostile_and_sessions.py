@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import http.server
 import io
+import re
 import threading
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def hostile_strings(port: int) -> dict[str, str]:
         "label": f"=cmd|' /C calc'!A0 ![l]({base}/label.png) <img src={base}/label2.png> "
         f'<a href="{base}/a">a</a>',
         "user": f"<img src={base}/user.png>",
+        "scenario": f"scn ![s]({base}/scn.png) <img src={base}/scn2.png>",
     }
 
 
@@ -235,7 +237,7 @@ def test_hostile_titles_stay_text_and_session_b_sees_nothing_of_a(
     upload(
         page,
         [("data_up_target_interactions", inter), ("data_up_target_items", items)],
-        "hostile-scenario",
+        hostile["scenario"],
     )
     shown["Data"] = body_text(page)
     shot(page, "h01_data_hostile")
@@ -310,6 +312,8 @@ def test_hostile_titles_stay_text_and_session_b_sees_nothing_of_a(
         assert hostile[key] in shown["Users: titles"], key
     assert f"User {hostile['user']}" in shown["Users"]
     assert hostile["label"] in shown["Users"] and hostile["label"] in shown["report"]
+    assert f"Loaded {hostile['scenario']} from your files" in shown["Data"]
+    assert hostile["scenario"] in shown["Compare"] and hostile["scenario"] in shown["report"]
 
     # --- Session B: another user; sees nothing of A's ---------------------------------
     other = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -320,7 +324,7 @@ def test_hostile_titles_stay_text_and_session_b_sees_nothing_of_a(
     p2.get_by_text("No data loaded yet").first.wait_for()
     idle(p2)
     secrets = [
-        hostile["label"], "hostile-scenario", hostile["md_image"], "Plain film", hostile["user"],
+        hostile["label"], hostile["scenario"], hostile["md_image"], "Plain film", hostile["user"],
         *(str(p) for p in uploads), *(p.parent.name for p in uploads),
     ]  # fmt: skip
 
@@ -334,12 +338,12 @@ def test_hostile_titles_stay_text_and_session_b_sees_nothing_of_a(
             if leaked:
                 shot(p2, f"h05_b_{stage}_{title.lower()}")
             assert leaked == [], (stage, title, leaked)
-            assert p2.get_by_role("button", name="Load hostile-scenario").count() == 0
+            assert p2.get_by_role("button", name=re.compile("with the runs' split")).count() == 0
 
     check_b("empty")
     # The same interactions, no item table, under A's scenario name.
-    upload(p2, [("data_up_target_interactions", inter)], "hostile-scenario")
-    secrets.remove("hostile-scenario")  # B's own name now, and its own user ids
+    upload(p2, [("data_up_target_interactions", inter)], hostile["scenario"])
+    secrets.remove(hostile["scenario"])  # B's own name now, and its own user ids
     secrets.remove(hostile["user"])
     check_b("same-data")
     goto(p2, "Users")
