@@ -53,6 +53,22 @@ def _ci_error_bars(g) -> dict:
     )
 
 
+def plot_text(value: object) -> str:
+    """A user's string (run label, item title, genre) as plotly shows it literally.
+
+    Plotly renders a subset of HTML in every text it draws (legend names, tick labels,
+    titles, hover text): ``<b>``, ``<br>`` and ``<a href="...">``, which becomes a live
+    link in the chart's SVG (issue 12: a run label did, on the Compare page and in the
+    HTML report). Plotly decodes ``&amp;``, ``&lt;`` and ``&gt;``, so escaping those three
+    shows the characters and makes no tag.
+    """
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plot_names(names: Mapping[str, str]) -> dict[str, str]:
+    return {k: plot_text(v) for k, v in names.items()}
+
+
 def segment_label(seg: str) -> str:
     """'cold_users_k3' -> 'Cold users, k = 3' (the engine's one naming of segments)."""
     return segment_title(seg)
@@ -187,6 +203,7 @@ def metric_by_segment(table: pd.DataFrame, names: Mapping[str, str]) -> go.Figur
 
     ``table`` is :func:`recsys_core.compare.compare_runs` output.
     """
+    names = _plot_names(names)
     fig = go.Figure()
     colors = run_colors([names[r] for r in dict.fromkeys(table["run_id"])])
     metric = f"{table['metric'].iloc[0].upper()}@{table['k'].iloc[0]}" if len(table) else ""
@@ -214,6 +231,7 @@ def few_shot_curve(
     ``metrics``: stacked metric records with a run_id column (segment, metric, k, value,
     ci_low, ci_high).
     """
+    names = _plot_names(names)
     m = metrics[
         (metrics["metric"] == metric)
         & (metrics["k"] == k)
@@ -254,6 +272,7 @@ def few_shot_curve(
 
 def cold_items(metrics: pd.DataFrame, names: Mapping[str, str], k: int) -> go.Figure:
     """Bars of recall, NDCG and hit rate at k on the cold-item segment, per run."""
+    names = _plot_names(names)
     m = metrics[
         (metrics["segment"] == "cold_items")
         & (metrics["k"] == k)
@@ -279,6 +298,7 @@ def exposure_curves(runs: list[dict], names: Mapping[str, str]) -> go.Figure | N
     """Cold-item against warm-item Recall@20 on validation as new items get more
     exposure (``info["exposure"]`` of each run); the operating point each run keeps is
     marked. None when no run has a curve."""
+    names = _plot_names(names)
     fig = go.Figure()
     have = [r for r in runs if (r.get("extra") or {}).get("info", {}).get("exposure")]
     if not have:
@@ -313,6 +333,7 @@ def training_curves(curves: pd.DataFrame, names: Mapping[str, str]) -> go.Figure
     ``curves``: stacked ``curve`` tables with a run_id column (epoch, loss, val_ndcg@10,
     stage).
     """
+    names = _plot_names(names)
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -360,6 +381,7 @@ def time_and_size(runs: pd.DataFrame) -> go.Figure:
     pretrain_source (shared steps, charged to the run that paid for them; a step no run
     paid for is left out of the legend).
     """
+    runs = runs.assign(name=runs["name"].map(plot_text))
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -415,6 +437,12 @@ def embedding_map(points: pd.DataFrame, color: str, method: str) -> go.Figure:
 
     ``points``: columns x, y, stage, title and the colour column (categorical).
     """
+    # titles, genres and stage labels come from the user's files and runs
+    points = points.assign(
+        title=points["title"].map(plot_text),
+        stage=points["stage"].map(plot_text),
+        **{color: points[color].astype(str).map(plot_text)},
+    )
     stages = list(dict.fromkeys(points["stage"]))
     n = len(stages)
     fig = make_subplots(
@@ -480,7 +508,7 @@ def drift_histogram(drift: np.ndarray, a: str, b: str) -> go.Figure:
         range=[0, max(1.0, float(np.max(drift)) if len(drift) else 1.0)],
     )
     fig.update_yaxes(title_text="items")
-    return style(fig, f"Per-item drift: {a} → {b}", height=300)
+    return style(fig, f"Per-item drift: {plot_text(a)} → {plot_text(b)}", height=300)
 
 
 # --------------------------------------------------------------------------- what-if page

@@ -13,6 +13,7 @@ import streamlit as st
 
 from ui import state
 from ui.messages import show_error
+from ui.text import md_escape
 
 
 def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -29,27 +30,40 @@ def run_names(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {rid: (n if counts[n] == 1 else f"{n} ·{rid[-4:]}") for rid, n in base.items()}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def run_table(store_root: str, run_id: str, name: str) -> pd.DataFrame | None:
     """A finished run's table artifact (immutable once the run is done), or None when the
-    run has none. A truncated or corrupted file raises ArtifactError (its message names
-    the run and the file): the page shows it where the table would be."""
+    run has none or this browser user may not read it (another user's private run). A
+    truncated or corrupted file raises ArtifactError (its message names the run and the
+    file): the page shows it where the table would be."""
+    return _run_table(store_root, run_id, name, state.viewer())
+
+
+def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
+    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
+    when it keeps none (or the user may not read it); ArtifactError as run_table."""
+    return _run_vectors(store_root, run_id, stage, state.viewer())
+
+
+# The viewer is part of the cache key: a table cached for one user is never served to
+# another who may not read the run (st.cache_data is shared by every session).
+@st.cache_data(max_entries=64, show_spinner=False)
+def _run_table(store_root: str, run_id: str, name: str, viewer: str | None) -> pd.DataFrame | None:
     from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
-        return RunStore(store_root).load_table(run_id, name)
+        return RunStore(store_root, viewer=viewer).load_table(run_id, name)
     except (MissingArtifactError, KeyError):
         return None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def run_vectors(store_root: str, run_id: str, stage: str) -> dict[str, np.ndarray] | None:
-    """A finished run's stage vectors ({"items": (n_joint_items, d), "users"?: ...}) or None
-    when it keeps none; ArtifactError for a truncated or corrupted file (as run_table)."""
+def _run_vectors(
+    store_root: str, run_id: str, stage: str, viewer: str | None
+) -> dict[str, np.ndarray] | None:
     from recsys_core.runs.store import MissingArtifactError, RunStore
 
     try:
-        return RunStore(store_root).load_tensors(run_id, f"vectors_{stage}")
+        return RunStore(store_root, viewer=viewer).load_tensors(run_id, f"vectors_{stage}")
     except (MissingArtifactError, KeyError):
         return None
 
@@ -99,11 +113,13 @@ def offer_reload(run: Mapping[str, Any], key: str) -> None:
         st.info(PRIVATE_UPLOADS, icon=":material/lock:")
         return
     st.info(
-        f"These runs were trained on **{run.get('scenario')}** with a different split or data than "
+        f"These runs were trained on **{md_escape(run.get('scenario'))}** with a different split or data than "
         "the one loaded now. Load it to see users, histories and titles."
     )
     if st.button(
-        f"Load {run.get('scenario')} with the runs' split", key=key, icon=":material/download:"
+        f"Load {md_escape(run.get('scenario'))} with the runs' split",
+        key=key,
+        icon=":material/download:",
     ):
         from recsys_core.data.split_types import SplitConfig
         from recsys_core.pipeline import ScenarioSpec, load_scenario

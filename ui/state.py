@@ -136,10 +136,17 @@ def scenario():
 
 
 def store():
-    """The run store of this app (cheap to build: one SQLite file, opened per call)."""
+    """The run store as this browser user may read it (cheap to build: one SQLite file,
+    opened per call): runs trained on another user's private uploads, unless shared,
+    are not in it (``RunStore(viewer=...)``, issue 12)."""
     from recsys_core.runs.store import RunStore
 
-    return RunStore(st.session_state[STORE_ROOT])
+    return RunStore(st.session_state[STORE_ROOT], viewer=viewer())
+
+
+def viewer() -> str | None:
+    """Whose eyes the run store reads for: this session's owner token."""
+    return st.session_state.get(OWNER)
 
 
 def upload_dir() -> Path:

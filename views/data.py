@@ -247,7 +247,7 @@ def upload_section() -> None:
     ):
         spec = write_uploads(tables, name.strip() or "my-scenario")
         if spec is not None and load(spec):
-            state.flash("success", f"Loaded **{spec.label}** from your files.")
+            state.flash("success", f"Loaded **{md_escape(spec.label)}** from your files.")
             st.rerun()
     elif not ready and not errors:
         st.caption("Upload at least the target interactions to continue.")
@@ -470,6 +470,35 @@ def split_panel(scn) -> None:
         )
 
 
+def share_toggle(scn) -> None:
+    """For a scenario built from this session's uploads: whether other users of the run
+    store may see its runs (titles, recommendations, per-user tables). Off by default:
+    the store shows another user's private runs to nobody (issue 12)."""
+    spec = st.session_state.get(state.SPEC)
+    owner = state.viewer()
+    if spec is None or getattr(spec, "owner", None) is None or owner is None:
+        return
+    try:
+        store = state.store()
+        shared = store.is_shared(scn.name, owner)
+    except Exception as exc:  # an unreadable store: the page shows the data anyway
+        show_error(exc, "the run store could not be read")
+        return
+
+    def flip() -> None:
+        store.share_scenario(scn.name, owner, bool(st.session_state["data_share"]))
+
+    st.toggle(
+        "Share this scenario's runs with everyone using this run store",
+        value=shared,
+        key="data_share",
+        on_change=flip,
+        help="Off: the runs trained on these uploaded files (their item titles, "
+        "recommendations and user histories) are shown to you only. On: every user of "
+        "this run store sees them too. The uploaded files themselves stay yours.",
+    )
+
+
 def overview() -> None:
     scn = state.scenario()
     if scn is None:
@@ -478,6 +507,7 @@ def overview() -> None:
     st.header(md_escape(scn.name))
     if scn.description:
         st.caption(md_escape(scn.description))
+    share_toggle(scn)
     blobs = state.summaries(scn)
     tabs = st.tabs(
         [f"Target · {md_escape(scn.target.name)}"]

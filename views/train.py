@@ -67,7 +67,7 @@ def strategy_picker(scn) -> tuple[list[str], dict[str, dict]]:
             if why is not None:
                 st.session_state[f"train_pick_{name}"] = False
             on = st.checkbox(
-                f"**{name}**" + (f"  ·  _{why}_" if why else ""),
+                f"**{name}**" + (f"  ·  _{md_escape(why)}_" if why else ""),
                 disabled=why is not None,
                 key=f"train_pick_{name}",
             )
@@ -311,7 +311,7 @@ def run_row(store, run_id: str) -> None:
     head = st.columns([3, 1])
     head[0].markdown(
         f"{STATUS_ICON[status]} **{run['strategy']}**"
-        + (f" · {name}" if name != run["strategy"] else "")
+        + (f" · {md_escape(name)}" if name != run["strategy"] else "")
     )
     head[1].badge(status, color=STATUS_COLOR[status])
     p = run.get("progress") or {}
@@ -334,9 +334,9 @@ def run_row(store, run_id: str) -> None:
                 + (f" · {secs:.1f}s" if secs else "")
             )
     elif status == "failed":
-        st.error(run.get("error") or "failed", icon=":material/error:")
+        st.error(md_escape(run.get("error") or "failed"), icon=":material/error:")
     else:
-        st.caption(run.get("error") or "cancelled")
+        st.caption(md_escape(run.get("error") or "cancelled"))
 
 
 def jobs_panel() -> None:
@@ -359,7 +359,7 @@ def jobs_panel() -> None:
             with st.container(border=True):
                 c = st.columns([5, 1])
                 c[0].markdown(
-                    f"**{job.label}**  \n:gray[{job.job_id} · {len(job.run_ids)} run(s) · {job.state}]"
+                    f"**{md_escape(job.label)}**  \n:gray[{job.job_id} · {len(job.run_ids)} run(s) · {job.state}]"
                 )
                 if job.active:
                     # on_click: the cancel happens before the rerun that draws the result

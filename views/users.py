@@ -110,7 +110,7 @@ def pick_user(scn) -> tuple[int | None, int | None]:
         return None, None
     idx = scn.split.user_map.encode(np.array([text.strip()], dtype=object))[0]
     if idx < 0:
-        st.warning(f"No target user with id '{text.strip()}'.")
+        st.warning(f"No target user with id '{md_escape(text.strip())}'.")
         return None, None
     cold = set(np.asarray(scn.split.cold_users).tolist())
     if int(idx) in cold:

@@ -418,7 +418,9 @@ else:
             progress_block(key, None if est.missing else est.seconds)
         else:
             if task == "failed":
-                st.error(f"The curve could not be computed: {err}", icon=":material/error:")
+                st.error(
+                    f"The curve could not be computed: {md_escape(err)}", icon=":material/error:"
+                )
             partial = result is not None and not result["complete"]
             if result is None or partial:
                 c = st.columns([1, 3], vertical_alignment="center")

@@ -188,7 +188,9 @@ class JobManager:
         """
         from recsys_core.runs.store import RunStore
 
-        store = RunStore(store_root)
+        # planning reuses only runs this owner may read (another user's private run is
+        # not offered, issue 12); the runs it creates are its own
+        store = RunStore(store_root, viewer=self.owner)
         label = request.label or " + ".join(request.strategies)
         load_error: str | None = None
         if scenario is None:

@@ -25,6 +25,15 @@ Guarantees:
   "failed" by :meth:`RunStore.reconcile` (called by :meth:`RunStore.list_runs` and
   :meth:`RunStore.get_run`), so it never looks finished or still alive.
 * No pickle: JSON, Parquet, safetensors and SQLite only.
+
+Who may read a run (issue 12): a run trained on a browser session's private uploads (its
+config's ``spec.owner`` is set) belongs to the run's ``owner``, the app's browser user.
+A store opened with ``viewer=<owner token>`` (the app opens one per user) lists, reads and
+loads only the runs that user may see: its own, the runs of data nobody owns (demos, the
+CLI's own files) and the scenarios their owner shared (:meth:`RunStore.share_scenario`);
+the others are absent, exactly as a run id the store never held
+(:class:`RunNotFoundError`). ``viewer=None`` (the CLI, scripts, the training worker) sees
+every run: whoever has the folder has its files anyway.
 """
 
 from __future__ import annotations
@@ -64,6 +73,15 @@ _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
+# The runs a viewer (parameter :viewer) may see, as one SQL condition on the runs table:
+# its own, those of data nobody owns (no spec.owner in the config: a demo, the CLI's own
+# files), and those of scenarios their owner shared.
+_VISIBLE_SQL = (
+    "(runs.owner = :viewer OR json_extract(runs.config_json, '$.spec.owner') IS NULL "
+    "OR EXISTS (SELECT 1 FROM shares WHERE shares.owner = runs.owner "
+    "AND shares.scenario = runs.scenario))"
+)
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id           TEXT PRIMARY KEY,
@@ -90,6 +108,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_scenario ON runs (scenario, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS shares (
+    owner    TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    PRIMARY KEY (owner, scenario)
+);
 CREATE TABLE IF NOT EXISTS history (
     run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
     seq           INTEGER NOT NULL,
@@ -257,11 +280,17 @@ class RunStore:
             else ``./transfer_lab_runs`` in the current working directory. Created if
             missing; the path is resolved once, so a later ``chdir`` does not move it.
 
+        viewer: the browser user this store reads for (the app's owner token): runs
+            trained on another user's private uploads, and not shared, are left out of
+            every query and refused by every read (:class:`RunNotFoundError`, as for an
+            id the store never held). None: every run (the CLI, the training worker).
+
     Every method opens its own short-lived SQLite connection, so one ``RunStore`` object
     may be used from several threads.
     """
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, viewer: str | None = None) -> None:
+        self.viewer = viewer
         if root is None:
             root = os.environ.get(ENV_VAR) or Path.cwd() / DEFAULT_DIRNAME
         self.root = Path(root).expanduser().resolve()
@@ -321,7 +350,8 @@ class RunStore:
             )
 
     def __repr__(self) -> str:
-        return f"RunStore({str(self.root)!r})"
+        who = "" if self.viewer is None else ", viewer=..."
+        return f"RunStore({str(self.root)!r}{who})"
 
     # -- database plumbing ------------------------------------------------------------
 
@@ -353,7 +383,13 @@ class RunStore:
             con.execute("COMMIT")
 
     def _row(self, con: sqlite3.Connection, run_id: str) -> sqlite3.Row:
-        row = con.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        """The run's row; RunNotFoundError when the store lacks it or the viewer may not
+        see it (every read of a run, its artifacts and its folder passes here)."""
+        sql, args = "SELECT * FROM runs WHERE run_id = :run_id", {"run_id": run_id}
+        if self.viewer is not None:
+            sql += f" AND {_VISIBLE_SQL}"
+            args["viewer"] = self.viewer
+        row = con.execute(sql, args).fetchone()
         if row is None:
             raise RunNotFoundError(f"no run '{run_id}' in the run store at {self.root}")
         return row
@@ -589,6 +625,40 @@ class RunStore:
         # Database first: a crash here leaves an orphan folder, never a listed run without one.
         shutil.rmtree(self.root / run_id, ignore_errors=True)
 
+    # -- sharing ------------------------------------------------------------------------
+
+    def share_scenario(self, scenario: str, owner: str, shared: bool = True) -> None:
+        """Let every viewer see ``owner``'s runs of ``scenario`` (its item titles,
+        recommendations and per-user tables), or (``shared=False``) stop that. Runs of
+        the scenario trained later are covered too. The uploaded files themselves stay
+        private to the session that made them.
+
+        Raises:
+            ValueError: when this store reads for another viewer (only the owner shares).
+        """
+        if not owner or not scenario:
+            raise ValueError("sharing needs the scenario's name and its owner")
+        if self.viewer is not None and self.viewer != owner:
+            raise ValueError("only the owner of a scenario's runs can share them")
+        with self._write() as con:
+            if shared:
+                con.execute(
+                    "INSERT OR IGNORE INTO shares (owner, scenario) VALUES (?, ?)",
+                    (owner, scenario),
+                )
+            else:
+                con.execute(
+                    "DELETE FROM shares WHERE owner = ? AND scenario = ?", (owner, scenario)
+                )
+
+    def is_shared(self, scenario: str, owner: str) -> bool:
+        """Whether ``owner`` shared its runs of ``scenario`` (:meth:`share_scenario`)."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT 1 FROM shares WHERE owner = ? AND scenario = ?", (owner, scenario)
+            ).fetchone()
+        return row is not None
+
     # -- queries ------------------------------------------------------------------------
 
     def list_runs(
@@ -604,26 +674,33 @@ class RunStore:
             status: keep only runs in this status (or any of these statuses).
             owner: keep only the runs created with this owner.
 
+        Only the runs the store's viewer may see (all when it has none).
+
         Returns:
             DataFrame with columns run_id, label, strategy, scenario, status, error,
             data_fingerprint, created_at, updated_at, started_at, finished_at,
             heartbeat_at (the times as UTC datetimes), owner, one row per run.
         """
         self.reconcile()
-        where, args = [], []
+        where: list[str] = []
+        args: dict[str, Any] = {}
         if scenario is not None:
-            where.append("scenario = ?")
-            args.append(scenario)
+            where.append("scenario = :scenario")
+            args["scenario"] = scenario
         if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
+            where.append("owner = :owner")
+            args["owner"] = owner
+        if self.viewer is not None:
+            where.append(_VISIBLE_SQL)
+            args["viewer"] = self.viewer
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
             bad = [s for s in wanted if s not in STATUSES]
             if bad:
                 raise ValueError(f"status must be among {', '.join(STATUSES)}, not {bad}")
-            where.append(f"status IN ({', '.join('?' * len(wanted))})")
-            args.extend(wanted)
+            names = [f":status{i}" for i in range(len(wanted))]
+            where.append(f"status IN ({', '.join(names)})")
+            args.update({n[1:]: v for n, v in zip(names, wanted, strict=True)})
         cols = [
             "run_id", "label", "strategy", "scenario", "status", "error", "data_fingerprint",
             "created_at", "updated_at", "started_at", "finished_at", "heartbeat_at", "owner",

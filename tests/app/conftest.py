@@ -172,8 +172,9 @@ def loaded_app(app, scenario):
 
 
 def displayed(markdown: str) -> str:
-    """What a Markdown string shows: backslash escapes (ui.text.md_escape) resolved."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    """What a Markdown string shows: backslash escapes (ui.text.md_escape) resolved, its
+    invisible word joiners (which keep URLs from becoming links) left out."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def texts(node, kind: str) -> list[str]:

@@ -5,9 +5,11 @@ the CSV downloads (the browser test checks what a real browser fetches)."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,7 +55,9 @@ def rendered(at) -> list[str]:
 
 
 def test_md_escape_leaves_no_markup() -> None:
-    assert md_escape(IMAGE) == r"\!\[x\]\(http\://127.0.0.1\:8799/b.png\)"
+    assert md_escape(IMAGE) == "\\!\\[x\\]\\(\u2060http\\://127.0.0.1\\:8799/b.png\\)"
+    # no autolink literal left: a word joiner before every URL start, after every "@"
+    assert md_escape("see www.x.org, a@b.co") == "see \u2060www.x.org, a@\u2060b.co"
     assert md_escape("<script>alert(1)</script>") == r"\<script\>alert\(1\)\</script\>"
     assert md_escape("- a\n# b") == r"\- a \# b"  # no list item, no heading, one line
     assert unescaped_markup([f"x {IMAGE}"]) == [f"x {IMAGE}"]  # the check sees raw markup
@@ -105,3 +109,36 @@ def test_csv_exports_neutralise_formulas() -> None:
     assert list(back.columns) == ["run_name", "delta", "'=bad col"]
     assert df["run_name"].iloc[0] == label  # the caller's frame is not changed
     assert neutralize_cell(-1) == -1 and neutralize_cell("+33 1 23") == "'+33 1 23"
+
+
+def test_charts_show_user_strings_without_plotly_markup() -> None:
+    """Plotly draws ``<a href="...">`` in a legend, tick or hover as a live SVG link (the
+    browser test found them on Compare and in the report): names reach it escaped."""
+    from ui import charts
+
+    link = '<a href="http://127.0.0.1:8799/a">a</a> <b>&</b>'
+    assert charts.plot_text(link) == (
+        '&lt;a href="http://127.0.0.1:8799/a"&gt;a&lt;/a&gt; &lt;b&gt;&amp;&lt;/b&gt;'
+    )
+    table = pd.DataFrame(
+        {"run_id": ["r1", "r1"], "segment": ["all", "warm_users"], "metric": "ndcg", "k": 10,
+         "value": [0.1, 0.2], "ci_low": [0.05, 0.1], "ci_high": [0.15, 0.3]}
+    )  # fmt: skip
+    curves = pd.DataFrame(
+        {"run_id": "r1", "stage": "final", "epoch": [1, 2], "loss": [0.5, 0.4],
+         "val_ndcg@10": [0.1, 0.2]}
+    )  # fmt: skip
+    points = pd.DataFrame(
+        {"x": [0.0, 1.0], "y": [1.0, 0.0], "stage": [link, link], "title": [link, "ok"],
+         "genre": [link, "Drama"]}
+    )  # fmt: skip
+    figs = [
+        charts.metric_by_segment(table, {"r1": link}),
+        charts.training_curves(curves, {"r1": link}),
+        charts.embedding_map(points, "genre", "pca"),
+        charts.drift_histogram(np.array([0.1, 0.2]), link, "b"),
+    ]
+    for fig in figs:
+        # every string of the figure as plotly gets it (to_json would write "<" as \u003c)
+        text = json.dumps(fig.to_plotly_json(), default=str)
+        assert "<a href" not in text and "&lt;a href" in text

@@ -191,6 +191,81 @@ def test_owner_is_kept_and_filters_and_an_older_file_gains_the_column(tmp_path: 
     RunStore(old)  # opening it again adds nothing twice
 
 
+# --- who may read a run (issue 12) --------------------------------------------------------
+
+A, B = "user-aaaaaaaa", "user-bbbbbbbb"
+
+
+def _private_store(tmp_path: Path) -> tuple[RunStore, dict[str, str]]:
+    """A store holding A's run of its private uploads, a demo run A trained, a CLI run of
+    the CLI's own files, and B's private run; each with an items table."""
+    store = RunStore(tmp_path / "store")
+    upload = {"spec": {"target_interactions": "/cache/uploads/sid-a/t.parquet", "owner": "sid-a"}}
+    demo = {"spec": {"demo": "demo:ml100k", "owner": None}}
+    ids = {
+        "a_private": store.create_run("popularity", "a-data", upload, "fp", owner=A),
+        "a_demo": store.create_run("popularity", "demo:ml100k", demo, "fp", owner=A),
+        "cli": store.create_run(
+            "popularity", "mine", {"spec": {"target_interactions": "x.csv"}}, "fp"
+        ),
+        "b_private": store.create_run(
+            "popularity", "b-data", {"spec": {**upload["spec"], "owner": "sid-b"}}, "fp", owner=B
+        ),
+    }
+    for name, rid in ids.items():
+        store.save_table(rid, "items", pd.DataFrame({"title": [f"secret title of {name}"]}))
+        store.heartbeat(rid, {"step": 1})
+        store.finish(rid, [], {"total": 1.0})
+    return store, ids
+
+
+def test_a_viewer_sees_only_its_own_private_runs_and_public_ones(tmp_path: Path) -> None:
+    store, ids = _private_store(tmp_path)
+    as_b = RunStore(store.root, viewer=B)
+    assert set(as_b.list_runs()["run_id"]) == {ids["a_demo"], ids["cli"], ids["b_private"]}
+    assert set(as_b.list_runs(status="done", owner=A)["run_id"]) == {ids["a_demo"]}
+    assert as_b.list_runs(scenario="a-data").empty
+    # every read of A's private run is refused as if the store never held it
+    rid = ids["a_private"]
+    for read in (
+        lambda: as_b.get_run(rid),
+        lambda: as_b.load_table(rid, "items"),
+        lambda: as_b.load_json(rid, "result"),
+        lambda: as_b.history(rid),
+        lambda: as_b.list_artifacts(rid),
+        lambda: as_b.run_dir(rid),
+        lambda: as_b.read_log(rid),
+    ):
+        with pytest.raises(RunNotFoundError):
+            read()
+    assert as_b.load_table(ids["cli"], "items")["title"].tolist() == ["secret title of cli"]
+    # A sees its own; no viewer (the CLI, the worker) sees everything
+    as_a = RunStore(store.root, viewer=A)
+    assert set(as_a.list_runs()["run_id"]) == set(ids.values()) - {ids["b_private"]}
+    assert as_a.load_table(rid, "items")["title"].tolist() == ["secret title of a_private"]
+    assert set(store.list_runs()["run_id"]) == set(ids.values())
+
+
+def test_an_owner_shares_a_scenario_and_takes_it_back(tmp_path: Path) -> None:
+    store, ids = _private_store(tmp_path)
+    as_a, as_b = RunStore(store.root, viewer=A), RunStore(store.root, viewer=B)
+    with pytest.raises(ValueError, match="only the owner"):
+        as_b.share_scenario("a-data", A)
+    as_a.share_scenario("a-data", A)
+    assert as_a.is_shared("a-data", A) and not as_a.is_shared("b-data", B)
+    assert ids["a_private"] in set(as_b.list_runs()["run_id"])
+    assert as_b.load_table(ids["a_private"], "items")["title"].tolist() == [
+        "secret title of a_private"
+    ]
+    # a run of the shared scenario trained later is shared too
+    later = store.create_run("ease", "a-data", {"spec": {"owner": "sid-a"}}, "fp", owner=A)
+    assert as_b.get_run(later)["owner"] == A
+    as_a.share_scenario("a-data", A, shared=False)
+    assert as_b.list_runs(scenario="a-data").empty
+    with pytest.raises(RunNotFoundError):
+        as_b.get_run(later)
+
+
 def test_heartbeat_history_in_order(store: RunStore) -> None:
     run_id = store.create_run("fine-tune", "s1", {}, "fp")
     store.set_status(run_id, "running")
