@@ -265,11 +265,15 @@ def canonical_frame(
     col_of = {n: table.column(i) for i, n in enumerate(names)}
     lines = parsed.lines
     extra: dict[str, Any] = {}
+
+    def ids(src: str) -> pd.Series:
+        col, twins = V.clean_ids(col_of[src], file=file, column=src, lines=lines, twins=True)
+        if twins is not None:
+            parsed.warnings.append(twins)
+        return col
+
     if kind == "interactions":
-        data: dict[str, Any] = {
-            USER: V.clean_ids(col_of[roles["user"]], file=file, column=roles["user"], lines=lines),
-            ITEM: V.clean_ids(col_of[roles["item"]], file=file, column=roles["item"], lines=lines),
-        }
+        data: dict[str, Any] = {USER: ids(roles["user"]), ITEM: ids(roles["item"])}
         if roles.get("rating"):
             data[RATING] = V.parse_ratings(
                 col_of[roles["rating"]],
@@ -294,9 +298,7 @@ def canonical_frame(
 
     key, canon = ("item", ITEM) if kind == "items" else ("user", USER)
     src_key = roles[key]
-    out: dict[str, Any] = {
-        canon: V.clean_ids(col_of[src_key], file=file, column=src_key, lines=lines)
-    }
+    out: dict[str, Any] = {canon: ids(src_key)}
     rename: dict[str, str] = {}
     if kind == "items":
         # Detected text aliases take the canonical name, unless that name is taken.

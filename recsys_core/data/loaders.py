@@ -47,7 +47,13 @@ from recsys_core.data.columns import (
     split_mapping,
     strip_suffix,
 )
-from recsys_core.data.parsing import RECBOLE_SUFFIX, Parsed, parse_bytes, parse_dataframe
+from recsys_core.data.parsing import (
+    RECBOLE_SUFFIX,
+    Parsed,
+    parse_bytes,
+    parse_dataframe,
+    parse_header,
+)
 from recsys_core.data.schema import ITEM, USER, Domain
 from recsys_core.data.sources import (
     DECOMPRESSED_ENV,
@@ -149,11 +155,11 @@ def read_header(
     file = display_name(source, name, "table")
     with as_data_error(file):
         if isinstance(source, pd.DataFrame):
-            parsed = parse_dataframe(source, file)
+            names = parse_dataframe(source, file).names
         else:
             raw, ext = load_bytes(source, file, limits)
-            parsed = parse_bytes(raw, file=file, ext=ext, limits=limits, depth=0)
-        return [strip_suffix(str(n)) for n in parsed.names]
+            names = parse_header(raw, file=file, ext=ext, limits=limits)
+        return [strip_suffix(str(n)) for n in names]
 
 
 def load_domain(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_core.data.schema import ITEM, RATING, TIME, USER
+from recsys_core.data.sources import limit_hint
 from recsys_core.data.summary import count_noun
 from recsys_core.errors import DataError, DataWarning
 
@@ -104,12 +106,38 @@ def check_raw_bytes(data: bytes, *, file: str | None) -> None:
     # Control bytes other than tab, LF, FF, CR and ESC do not occur in text tables; random
     # or compressed bytes have ~11% of them.
     ctrl = (sample < 0x20) & ~np.isin(sample, (0x09, 0x0A, 0x0C, 0x0D, 0x1B))
-    if (sample == 0).any() or ctrl.mean() > 0.05:
+    # A few NUL bytes are a stray mistake (named by line below); many are binary data.
+    if int((sample == 0).sum()) > max(8, len(sample) // 1000) or ctrl.mean() > 0.05:
         raise DataError(
             "the file holds binary data, not text",
             file=file,
             hint="Upload a CSV, TSV, Parquet or RecBole atomic file (optionally gzip-compressed)",
         )
+    check_nul_bytes(data, file=file)
+
+
+def check_nul_bytes(data: bytes | bytearray, *, file: str | None) -> None:
+    """Reject a NUL (zero) byte anywhere in the text, naming its line.
+
+    A NUL is never part of a text table: it comes from a broken export or binary data
+    pasted into a field, and it would end up inside an id or title (two ids that look
+    the same on screen but never match). The whole file is searched (``bytes.find`` is a
+    memchr, about a millisecond per 10 MB), not only the start that is sniffed for binary
+    content (issue 12).
+    """
+    pos = data.find(b"\x00")
+    if pos < 0:
+        return
+    line = data.count(b"\n", 0, pos) + 1
+    n = data.count(b"\x00")
+    raise DataError(
+        f"the file holds {count_noun(n, 'NUL (zero) byte')}, first on line {line:,}; "
+        "text tables never contain them",
+        file=file,
+        rows=[line],
+        hint="Remove the zero bytes (they come from binary data or a broken export), or "
+        "export the table again",
+    )
 
 
 def check_text_start(head: str, *, file: str | None) -> None:
@@ -189,7 +217,18 @@ def check_row_count(n_rows: int, *, max_rows: int, file: str | None) -> None:
         raise DataError(
             f"the file has {n_rows:,} rows, more than the limit of {max_rows:,}",
             file=file,
-            hint="Sample the data or raise Limits.max_rows",
+            hint=f"Sample the data, or raise the limit: {limit_hint('max_rows')}",
+        )
+
+
+def check_column_count(n_columns: int, *, max_columns: int, file: str | None) -> None:
+    """Reject tables with more columns than ``max_columns`` (before their values are read)."""
+    if n_columns > max_columns:
+        raise DataError(
+            f"the file has {n_columns:,} columns, more than the limit of {max_columns:,}",
+            file=file,
+            rows=[1],
+            hint=f"Keep the columns you need, or raise the limit: {limit_hint('max_columns')}",
         )
 
 
@@ -315,14 +354,21 @@ def _float_text(f: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(integral, as_int, pc.cast(f, pa.string()))
 
 
-def clean_ids(col: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines) -> pd.Series:
+def clean_ids(
+    col: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines, twins: bool = False
+) -> Any:
     """Ids as trimmed strings ("001" stays "001", 1.0 becomes "1").
 
     Surrounding spaces are removed because "1, 2, 5" style files would otherwise make
     " 2" and "2" different items.
 
+    Args:
+        twins: also look for ids written in two Unicode forms
+            (:func:`unicode_twin_ids`).
+
     Returns:
-        Series of dtype str, shape (n_rows,).
+        Series of dtype str, shape (n_rows,); with ``twins``, (that Series, the
+        ``unicode_twin_ids`` warning or None).
 
     Raises:
         DataError: naming the lines with blank or missing ids.
@@ -339,7 +385,66 @@ def clean_ids(col: pa.ChunkedArray, *, file: str | None, column: str, lines: Row
             rows=lines(idx),
             hint="Every row needs an id; fill in or delete these rows",
         )
-    return text.to_pandas().astype("str")
+    out = text.to_pandas().astype("str")
+    if twins:
+        return out, unicode_twin_ids(text, file=file, column=column, lines=lines)
+    return out
+
+
+def unicode_twin_ids(
+    ids: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines
+) -> DataWarning | None:
+    """A warning when one id is written in two Unicode forms (NFC and NFD), else None.
+
+    "José" typed on one system (é as one code point, NFC) and exported by another (e +
+    combining accent, NFD) look identical but are different strings, so they become two
+    users or items. Ids are **kept as given**, not normalised: an id is a key into the
+    user's own systems, and recommendations, split folders and exports must give back
+    exactly the bytes that came in; and two spellings may be two real entities in a
+    system that does not normalise. The analyst is told instead, with both spellings
+    (escaped, so the difference is visible) and the line of each, and fixes the export.
+
+    Cost: one pass to find non-ASCII ids (almost always none); the Unicode work runs only
+    on distinct non-ASCII ids.
+
+    Args:
+        ids: the trimmed id column (UTF-8 strings), one value per data row.
+        lines: maps 0-based rows to file lines.
+
+    Returns:
+        ``DataWarning("unicode_twin_ids", ...)`` with up to five "'a' = 'b'" examples.
+    """
+    import unicodedata
+
+    if len(ids) == 0 or pc.all(pc.string_is_ascii(ids)).as_py() is not False:
+        return None
+    distinct = pc.unique(pc.filter(ids, pc.invert(pc.string_is_ascii(ids)))).to_pylist()
+    by_nfc: dict[str, list[str]] = {}
+    for v in distinct:
+        by_nfc.setdefault(unicodedata.normalize("NFC", v), []).append(v)
+    groups = [g for g in by_nfc.values() if len(g) > 1]
+    if not groups:
+        return None
+    first = groups[0]
+    rows = [pc.index(ids, v).as_py() for v in first[:2]]
+    where = [lines(np.array([r]))[0] for r in rows]
+
+    def shown(v: str) -> str:
+        return f"'{v}' ({ascii(v)[1:-1]})"
+
+    n = sum(len(g) for g in groups)
+    loc = f" of '{file}'" if file else ""
+    return DataWarning(
+        "unicode_twin_ids",
+        f"{count_noun(len(groups), 'id')} in column '{column}'{loc} "
+        f"{'is' if len(groups) == 1 else 'are'} written in more than one Unicode form "
+        f"(NFC and NFD) and count{'s' if len(groups) == 1 else ''} as {n} different ids: "
+        f"{shown(first[0])} on line {where[0]:,} and {shown(first[1])} on line {where[1]:,} "
+        "look the same but are different text. Ids are kept as given; normalise them to "
+        "NFC in the export if they are the same",
+        len(groups),
+        tuple(" = ".join(ascii(v) for v in g[:2]) for g in groups[:5]),
+    )
 
 
 def parse_ratings(
