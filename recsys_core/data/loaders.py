@@ -64,6 +64,7 @@ from recsys_core.data.sources import (
     as_data_error,
     display_name,
     load_bytes,
+    release_arrow_memory,
 )
 from recsys_core.errors import DataError, DataWarning
 
@@ -218,11 +219,9 @@ def load_domain(
         read_infos = {"interactions": info}
         sources = [file]
 
-        raw_inter = inter
-        inter, n_merged = V.merge_duplicates(inter)
-        # Examples for the warning, computed only when there is something to show.
-        merged_examples = V.duplicate_pairs(raw_inter) if n_merged else []
-        del raw_inter
+        # One factorisation of the ids serves the merge and the warnings (issue 13).
+        inter, n_merged, merged_examples, codes = V.merge_with_codes(inter)
+        release_arrow_memory()
         item_df = user_df = None
         resolved_text: tuple[str, ...] = ()
 
@@ -255,8 +254,14 @@ def load_domain(
                 user_df, _, _ = side_table(users, "users", USER, "user")
 
         warnings += V.interaction_warnings(
-            inter, items=item_df, users=user_df, n_merged=n_merged, merged_examples=merged_examples
+            inter,
+            items=item_df,
+            users=user_df,
+            n_merged=n_merged,
+            merged_examples=merged_examples,
+            codes=codes,
         )
+        del codes
         for df in (inter, item_df, user_df):
             if df is not None:
                 df.attrs.pop("read_info", None)
@@ -319,6 +324,7 @@ def _read(
         return df, {**df.attrs["read_info"], "_warnings": list(parsed.warnings)}
     roles = resolve_roles(names, kind, columns, file, strict)
     df, extra = canonical_frame(parsed, names, kind, roles, file)
+    release_arrow_memory()
     info = {
         "file": file,
         **parsed.info,

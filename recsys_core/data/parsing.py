@@ -317,7 +317,9 @@ def _read_delimited(
         # Enough offenders to report: stop parsing.
         return "skip" if len(invalid) < V.MAX_OFFENDERS else "error"
 
-    block = int(min(max(len(body) + 1, MiB), 2**31 - 1))
+    # Blocks of 16 MiB: the parser's working memory stays a block, not the whole file
+    # (a single block for a 250 MB file doubled the peak; issue 13).
+    block = 16 * MiB
     parse_error: Exception | None = None
     table = None
     try:

@@ -286,6 +286,15 @@ def as_data_error(file: str) -> Iterator[None]:
         ) from e
 
 
+def release_arrow_memory() -> None:
+    """Hand memory Arrow freed back to the system. Arrow's allocator (mimalloc) keeps
+    freed blocks for reuse; between the stages of reading a big file (parse, convert,
+    merge) that kept the peak about a table's size higher than needed (issue 13)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def short_text(e: BaseException | None, n: int = 160) -> str:
     s = " ".join(str(e).split()) if e is not None else "unknown error"
     return s if len(s) <= n else s[: n - 3] + "..."
