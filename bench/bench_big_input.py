@@ -65,11 +65,10 @@ UPLOAD = r"""
 import sys, time
 from pathlib import Path
 path = Path(sys.argv[1])
-data = path.read_bytes()  # what st.file_uploader hands the page
-t0 = time.perf_counter()
-from recsys_core.data.loaders import ColumnMapping, read_header, read_table
+from recsys_core.data.loaders import ColumnMapping, detect_columns, read_header, read_table
 from recsys_core.data.upload import check_upload, undetected_roles
-from recsys_core.data.loaders import detect_columns
+data = path.read_bytes()  # what st.file_uploader hands the page (the app has its imports)
+t0 = time.perf_counter()
 header = read_header(data, name=path.name)  # ui/uploads.file_columns
 t1 = time.perf_counter()
 missing = undetected_roles(header, "interactions")
