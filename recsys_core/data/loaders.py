@@ -140,7 +140,9 @@ def read_header(
     Reads the file the way :func:`read_table` does (every format, compression, encoding
     and limit), so a header listed here is the header ``read_table`` will match a
     :class:`ColumnMapping` against; RecBole ``:type`` suffixes and surrounding spaces are
-    removed. No role is resolved and no value is checked.
+    removed. No role is resolved and no value is checked. Only the start of a big file
+    is parsed (Parquet: the footer), unless only the whole file can tell
+    (:func:`recsys_core.data.parsing.parse_header`; docs/reader_limits.md, "Text").
 
     Args:
         source: a path, the file's bytes (uploads), a binary file object, or a DataFrame.

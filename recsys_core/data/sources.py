@@ -5,7 +5,8 @@ never reaches here). :func:`load_bytes` reads at most ``Limits.max_file_bytes``;
 compressed files are expanded by :func:`decompress` in blocks and refused as soon as
 they pass ``max_decompressed_bytes`` or ``max_compression_ratio`` (a zip bomb is stopped
 before it expands). :func:`as_data_error` turns anything that goes wrong into the one
-exception type users see, :class:`~recsys_core.errors.DataError`.
+exception type users see, :class:`~recsys_core.errors.DataError`. What each limit bounds
+and when it is checked: docs/reader_limits.md.
 """
 
 from __future__ import annotations
