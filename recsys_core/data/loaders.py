@@ -222,7 +222,7 @@ def load_domain(
         sources = [file]
 
         # One factorisation of the ids serves the merge and the warnings (issue 13).
-        inter, n_merged, merged_examples, codes = V.merge_with_codes(inter)
+        inter, n_merged, merged_examples, codes = V.merge_with_codes(inter, consume=True)
         release_arrow_memory()
         item_df = user_df = None
         resolved_text: tuple[str, ...] = ()

@@ -722,9 +722,14 @@ def merge_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def merge_with_codes(
-    df: pd.DataFrame, codes: IdCodes | None = None, k_examples: int = 5
+    df: pd.DataFrame, codes: IdCodes | None = None, k_examples: int = 5, consume: bool = False
 ) -> tuple[pd.DataFrame, int, list[str], IdCodes]:
     """:func:`merge_duplicates` on the ids' codes, hashing each id column once.
+
+    Args:
+        consume: the caller hands ``df`` over: its columns are removed as the merged
+            frame is built (less memory; ``df`` is left without columns when rows were
+            merged).
 
     Returns:
         (merged frame, rows merged away, up to ``k_examples`` repeated pairs as
@@ -770,20 +775,33 @@ def merge_with_codes(
     # Examples in the order their first repeat appears in the file.
     shown = pd.unique(sub_key[~sub_first])[:k_examples]
     examples = [f"{codes.users[k // n_items]} -> {codes.items[k % n_items]}" for k in shown]
-    out = df.take(first).reset_index(drop=True)
     kept_key = sub_key[sub_first]  # one per repeated pair, at its first row
     kept_involved = np.searchsorted(first, involved[sub_first])
+    # The aggregates come from the original rows, read before the columns are taken.
+    best = earliest = None
     if RATING in df.columns:
         r = df[RATING].to_numpy(dtype=np.float64)[involved]
-        best = pd.Series(r).groupby(sub_key, sort=False).max()
-        col = out[RATING].to_numpy(dtype=np.float64, copy=True)
-        col[kept_involved] = best.reindex(kept_key).to_numpy(dtype=np.float64)
-        out[RATING] = col
+        best = pd.Series(r).groupby(sub_key, sort=False).max().reindex(kept_key)
     if TIME in df.columns:
         t = df[TIME].to_numpy(dtype=np.int64)[involved]
-        earliest = pd.Series(t).groupby(sub_key, sort=False).min()
+        earliest = pd.Series(t).groupby(sub_key, sort=False).min().reindex(kept_key)
+    # Column by column; with ``consume`` each original column is dropped once taken, so
+    # the peak holds one column twice, not the whole frame (issue 13).
+    taken: dict[str, Any] = {}
+    for c in list(df.columns):
+        col = df.pop(c) if consume else df[c]
+        taken[c] = col.take(first).reset_index(drop=True)
+        del col
+    out = pd.DataFrame(taken, copy=False)
+    out.attrs = dict(df.attrs)
+    del taken
+    if best is not None:
+        col = out[RATING].to_numpy(dtype=np.float64, copy=True)
+        col[kept_involved] = best.to_numpy(dtype=np.float64)
+        out[RATING] = col
+    if earliest is not None:
         col = out[TIME].to_numpy(dtype=np.int64, copy=True)
-        col[kept_involved] = earliest.reindex(kept_key).to_numpy(dtype=np.int64)
+        col[kept_involved] = earliest.to_numpy(dtype=np.int64)
         out[TIME] = col
     return out, n, examples, codes.take(first)
 
