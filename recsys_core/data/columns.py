@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys_core.data import validation as V
 from recsys_core.data.parsing import RECBOLE_SUFFIX, Parsed
 from recsys_core.data.schema import ITEM, RATING, TIME, USER
-from recsys_core.data.sources import name_list
+from recsys_core.data.sources import name_list, release_arrow_memory
 from recsys_core.errors import DataError
 
 Kind = Literal["interactions", "items", "users", "table"]
@@ -262,27 +263,37 @@ def canonical_frame(
     parsed: Parsed, names: list[str], kind: str, roles: dict[str, Any], file: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     table = parsed.table
+    n_rows = table.num_rows
     col_of = {n: table.column(i) for i, n in enumerate(names)}
+    # The raw text columns are released one by one as they are converted (the parsed
+    # table is not used after this), so the peak holds one raw column, not all of them.
+    parsed.table = pa.table({})
+    del table
+    release_arrow_memory()  # the parser's working memory
     lines = parsed.lines
     extra: dict[str, Any] = {}
+
+    def ids(src: str) -> pd.Series:
+        col, twins = V.clean_ids(col_of.pop(src), file=file, column=src, lines=lines, twins=True)
+        if twins is not None:
+            parsed.warnings.append(twins)
+        return col
+
     if kind == "interactions":
-        data: dict[str, Any] = {
-            USER: V.clean_ids(col_of[roles["user"]], file=file, column=roles["user"], lines=lines),
-            ITEM: V.clean_ids(col_of[roles["item"]], file=file, column=roles["item"], lines=lines),
-        }
+        data: dict[str, Any] = {USER: ids(roles["user"]), ITEM: ids(roles["item"])}
         if roles.get("rating"):
             data[RATING] = V.parse_ratings(
-                col_of[roles["rating"]],
+                col_of.pop(roles["rating"]),
                 file=file,
                 column=roles["rating"],
                 lines=lines,
                 decimal_comma=parsed.decimal_comma,
             )
         else:
-            data[RATING] = np.full(table.num_rows, np.nan)
+            data[RATING] = np.full(n_rows, np.nan)
         if roles.get("timestamp"):
             data[TIME] = V.parse_timestamps(
-                col_of[roles["timestamp"]], file=file, column=roles["timestamp"], lines=lines
+                col_of.pop(roles["timestamp"]), file=file, column=roles["timestamp"], lines=lines
             )
         df = pd.DataFrame(data)
         extra["columns"] = {
@@ -294,9 +305,7 @@ def canonical_frame(
 
     key, canon = ("item", ITEM) if kind == "items" else ("user", USER)
     src_key = roles[key]
-    out: dict[str, Any] = {
-        canon: V.clean_ids(col_of[src_key], file=file, column=src_key, lines=lines)
-    }
+    out: dict[str, Any] = {canon: ids(src_key)}
     rename: dict[str, str] = {}
     if kind == "items":
         # Detected text aliases take the canonical name, unless that name is taken.
@@ -311,7 +320,7 @@ def canonical_frame(
         while new == canon or new in out:
             new = f"{new}_original"  # e.g. an "item_id" column that is not the id
             rename[n] = new
-        out[new] = V.as_text(col_of[n], file=file, column=n).to_pandas().astype("str")
+        out[new] = V.as_text(col_of.pop(n), file=file, column=n).to_pandas().astype("str")
     df = pd.DataFrame(out)
     extra["columns"] = {canon: src_key, **{v: k for k, v in rename.items()}}
     extra["rename"] = rename

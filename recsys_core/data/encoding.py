@@ -47,7 +47,7 @@ def decode_text(data: bytes, file: str) -> tuple[bytes, str]:
         data = data[3:]
         encoding = "utf-8-sig"
         V.check_raw_bytes(data, file=file)  # a BOM alone is still an empty file
-    if _is_utf8(data):
+    if is_utf8(data):
         return data, encoding
     try:
         # Windows-1252 is what "Latin-1" files from Excel usually are (curly quotes at
@@ -57,7 +57,7 @@ def decode_text(data: bytes, file: str) -> tuple[bytes, str]:
         return data.decode("latin-1").encode("utf-8"), "latin-1"
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
     dec = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
     step = 16 * MiB  # in chunks: no 2 GiB str just to validate

@@ -47,7 +47,13 @@ from recsys_core.data.columns import (
     split_mapping,
     strip_suffix,
 )
-from recsys_core.data.parsing import RECBOLE_SUFFIX, Parsed, parse_bytes, parse_dataframe
+from recsys_core.data.parsing import (
+    RECBOLE_SUFFIX,
+    Parsed,
+    parse_bytes,
+    parse_dataframe,
+    parse_header,
+)
 from recsys_core.data.schema import ITEM, USER, Domain
 from recsys_core.data.sources import (
     DECOMPRESSED_ENV,
@@ -58,6 +64,7 @@ from recsys_core.data.sources import (
     as_data_error,
     display_name,
     load_bytes,
+    release_arrow_memory,
 )
 from recsys_core.errors import DataError, DataWarning
 
@@ -133,7 +140,9 @@ def read_header(
     Reads the file the way :func:`read_table` does (every format, compression, encoding
     and limit), so a header listed here is the header ``read_table`` will match a
     :class:`ColumnMapping` against; RecBole ``:type`` suffixes and surrounding spaces are
-    removed. No role is resolved and no value is checked.
+    removed. No role is resolved and no value is checked. Only the start of a big file
+    is parsed (Parquet: the footer), unless only the whole file can tell
+    (:func:`recsys_core.data.parsing.parse_header`; docs/reader_limits.md, "Text").
 
     Args:
         source: a path, the file's bytes (uploads), a binary file object, or a DataFrame.
@@ -149,11 +158,11 @@ def read_header(
     file = display_name(source, name, "table")
     with as_data_error(file):
         if isinstance(source, pd.DataFrame):
-            parsed = parse_dataframe(source, file)
+            names = parse_dataframe(source, file).names
         else:
             raw, ext = load_bytes(source, file, limits)
-            parsed = parse_bytes(raw, file=file, ext=ext, limits=limits, depth=0)
-        return [strip_suffix(str(n)) for n in parsed.names]
+            names = parse_header(raw, file=file, ext=ext, limits=limits)
+        return [strip_suffix(str(n)) for n in names]
 
 
 def load_domain(
@@ -212,11 +221,9 @@ def load_domain(
         read_infos = {"interactions": info}
         sources = [file]
 
-        raw_inter = inter
-        inter, n_merged = V.merge_duplicates(inter)
-        # Examples for the warning, computed only when there is something to show.
-        merged_examples = V.duplicate_pairs(raw_inter) if n_merged else []
-        del raw_inter
+        # One factorisation of the ids serves the merge and the warnings (issue 13).
+        inter, n_merged, merged_examples, codes = V.merge_with_codes(inter, consume=True)
+        release_arrow_memory()
         item_df = user_df = None
         resolved_text: tuple[str, ...] = ()
 
@@ -249,8 +256,14 @@ def load_domain(
                 user_df, _, _ = side_table(users, "users", USER, "user")
 
         warnings += V.interaction_warnings(
-            inter, items=item_df, users=user_df, n_merged=n_merged, merged_examples=merged_examples
+            inter,
+            items=item_df,
+            users=user_df,
+            n_merged=n_merged,
+            merged_examples=merged_examples,
+            codes=codes,
         )
+        del codes
         for df in (inter, item_df, user_df):
             if df is not None:
                 df.attrs.pop("read_info", None)
@@ -313,6 +326,7 @@ def _read(
         return df, {**df.attrs["read_info"], "_warnings": list(parsed.warnings)}
     roles = resolve_roles(names, kind, columns, file, strict)
     df, extra = canonical_frame(parsed, names, kind, roles, file)
+    release_arrow_memory()
     info = {
         "file": file,
         **parsed.info,

@@ -21,10 +21,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys_core.errors import DataWarning
 
 USER, ITEM, RATING, TIME = "user_id", "item_id", "rating", "timestamp"
+
+
+def _arrow_text(values: pd.Series | np.ndarray) -> pa.Array | pa.ChunkedArray | None:
+    """``values`` as Arrow strings when they are all text (no missing value), else None."""
+    if isinstance(values, pd.Series) and not isinstance(values.dtype, pd.StringDtype):
+        return None
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return None
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    return arr if arr.null_count == 0 else None
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,17 @@ class IdMap:
 
     @classmethod
     def from_values(cls, values: pd.Series | np.ndarray) -> IdMap:
-        """Indices in order of first appearance after sorting (deterministic)."""
+        """Indices in order of first appearance after sorting (deterministic).
+
+        String ids are made distinct and sorted by Arrow on the column's own buffers
+        (byte order of UTF-8 is code point order, which is Python's ``sorted``), without
+        a Python object per row: 10 M ids took 8 s through ``pd.unique`` (issue 13).
+        """
+        arr = _arrow_text(values)
+        if arr is not None:
+            uniq = pc.unique(arr)
+            ids = uniq.take(pc.array_sort_indices(uniq)).to_numpy(zero_copy_only=False)
+            return cls(np.asarray(ids, dtype=object))
         uniq = pd.unique(pd.Series(values, dtype=object))
         return cls(np.array(sorted(uniq), dtype=object))
 
@@ -51,6 +78,15 @@ class IdMap:
 
     def encode(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Original ids -> indices (int64); -1 for ids not in the map."""
+        arr = _arrow_text(values)
+        if arr is not None and len(self.ids):
+            try:
+                known = pa.array(self.ids, type=pa.string())
+            except (pa.ArrowException, TypeError, ValueError):
+                known = None
+            if known is not None:
+                idx = pc.fill_null(pc.index_in(arr, value_set=known), -1)
+                return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
         return self.index.get_indexer(pd.Series(values, dtype=object)).astype(np.int64)
 
     def decode(self, idx: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ never reaches here). :func:`load_bytes` reads at most ``Limits.max_file_bytes``;
 compressed files are expanded by :func:`decompress` in blocks and refused as soon as
 they pass ``max_decompressed_bytes`` or ``max_compression_ratio`` (a zip bomb is stopped
 before it expands). :func:`as_data_error` turns anything that goes wrong into the one
-exception type users see, :class:`~recsys_core.errors.DataError`.
+exception type users see, :class:`~recsys_core.errors.DataError`. What each limit bounds
+and when it is checked: docs/reader_limits.md.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def _env_int(name: str, default: int, scale: int = 1) -> int:
 
 DECOMPRESSED_ENV = "TRANSFER_LAB_MAX_DECOMPRESSED_MB"
 RATIO_ENV = "TRANSFER_LAB_MAX_COMPRESSION_RATIO"
+ROWS_ENV = "TRANSFER_LAB_MAX_ROWS"
+COLUMNS_ENV = "TRANSFER_LAB_MAX_COLUMNS"
 RATIO_FLOOR = 16 * MiB
 """The compression ratio is only judged past this much output: small files that compress
 very well (a tiny test table, a column of one repeated value) are never refused for it."""
@@ -57,11 +60,18 @@ class Limits:
         max_file_bytes: largest file accepted (default 2 GiB), also after decompression.
         max_field_bytes: largest single field in UTF-8 bytes (default 1 MiB); a longer
             field almost always means an unclosed quote swallowed the rest of the file.
-        max_rows: most data rows accepted (default 200 million).
+        max_rows: most data rows accepted (default 200 million, or
+            ``TRANSFER_LAB_MAX_ROWS``). A Parquet file is judged on the row count its
+            footer declares, before any row is read.
+        max_columns: most columns accepted (default 10,000, or ``TRANSFER_LAB_MAX_COLUMNS``):
+            judged on the header line of delimited text and on the footer of Parquet.
         max_decompressed_bytes: most bytes a compressed file (gzip, bz2, xz) may expand
             to (default 1 GiB, or ``TRANSFER_LAB_MAX_DECOMPRESSED_MB`` MiB). Checked while
             decompressing: reading stops as soon as it is passed, so a small "bomb"
-            never holds more than this much memory.
+            never holds more than this much memory. Parquet is compressed per column
+            chunk: the uncompressed size its footer declares is checked against this
+            limit before reading, and the decoded size while reading, row group by row
+            group (:func:`recsys_core.data.parsing.read_parquet_bounded`).
         max_compression_ratio: most decompressed bytes per compressed byte (default 100,
             or ``TRANSFER_LAB_MAX_COMPRESSION_RATIO``); judged while decompressing, once
             the output passes 16 MiB. Interaction tables compress 3-20 fold; a file that
@@ -70,7 +80,8 @@ class Limits:
 
     max_file_bytes: int = 2 * GiB
     max_field_bytes: int = 1 * MiB
-    max_rows: int = 200_000_000
+    max_rows: int = field(default_factory=lambda: _env_int(ROWS_ENV, 200_000_000))
+    max_columns: int = field(default_factory=lambda: _env_int(COLUMNS_ENV, 10_000))
     max_decompressed_bytes: int = field(
         default_factory=lambda: _env_int(DECOMPRESSED_ENV, 1 * GiB, scale=MiB)
     )
@@ -86,6 +97,18 @@ class Limits:
                 f"Limits.max_field_bytes ({self.max_field_bytes}) cannot exceed "
                 f"Limits.max_file_bytes ({self.max_file_bytes})"
             )
+
+
+def limit_hint(attr: str) -> str:
+    """How to raise one limit, for messages: the Limits field and, where there is one,
+    the environment variable an operator sets."""
+    env = {
+        "max_rows": ROWS_ENV,
+        "max_columns": COLUMNS_ENV,
+        "max_decompressed_bytes": f"{DECOMPRESSED_ENV} (in MiB)",
+        "max_compression_ratio": RATIO_ENV,
+    }.get(attr)
+    return f"Limits({attr}=...)" + (f" or the environment variable {env}" if env else "")
 
 
 def display_name(source: Any, name: str | None, kind: str) -> str:
@@ -130,7 +153,7 @@ def load_bytes(source: Any, file: str, limits: Limits) -> tuple[bytes, str]:
                 raise DataError("this is not a regular file", file=file)
             if size > limit:
                 raise DataError(
-                    f"the file is {_human(size)}, more than the limit of {_human(limit)}",
+                    f"the file is {human_bytes(size)}, more than the limit of {human_bytes(limit)}",
                     file=file,
                     hint="Sample the data, or raise Limits.max_file_bytes",
                 )
@@ -167,7 +190,7 @@ def load_bytes(source: Any, file: str, limits: Limits) -> tuple[bytes, str]:
         )
     if len(data) > limit:
         raise DataError(
-            f"the file is larger than the limit of {_human(limit)}",
+            f"the file is larger than the limit of {human_bytes(limit)}",
             file=file,
             hint="Sample the data, or raise Limits.max_file_bytes",
         )
@@ -184,15 +207,21 @@ def compression_of(data: bytes) -> tuple[str, Any] | None:
     return None
 
 
-def decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytearray:
-    """The decompressed bytes, read in blocks and refused as soon as they pass
-    ``limits.max_decompressed_bytes`` or ``limits.max_compression_ratio``: a bomb is
-    stopped before it holds more than the limit, never after expanding in full."""
+def decompressed_limit(limits: Limits) -> tuple[int, str]:
+    """(most bytes a compressed file may expand to, how to raise that limit)."""
     limit = min(limits.max_decompressed_bytes, limits.max_file_bytes)
     if limit == limits.max_decompressed_bytes:
         how = f"Limits(max_decompressed_bytes=...) or the environment variable {DECOMPRESSED_ENV}"
     else:  # a decompressed file is still a file: max_file_bytes binds when it is lower
         how = "Limits(max_file_bytes=...)"
+    return limit, how
+
+
+def decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -> bytearray:
+    """The decompressed bytes, read in blocks and refused as soon as they pass
+    ``limits.max_decompressed_bytes`` or ``limits.max_compression_ratio``: a bomb is
+    stopped before it holds more than the limit, never after expanding in full."""
+    limit, how = decompressed_limit(limits)
     raw = io.BytesIO(data)
     out = bytearray()
     try:
@@ -205,8 +234,8 @@ def decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -
                 out += block
                 if len(out) > limit:
                     raise DataError(
-                        f"the file expands to more than the limit of {_human(limit)} when "
-                        f"decompressed (reading stopped there; it is {_human(len(data))} "
+                        f"the file expands to more than the limit of {human_bytes(limit)} when "
+                        f"decompressed (reading stopped there; it is {human_bytes(len(data))} "
                         "compressed)",
                         file=file,
                         hint=f"Sample the data, or raise the limit: {how}",
@@ -216,7 +245,7 @@ def decompress(data: bytes, kind: str, opener: Any, file: str, limits: Limits) -
                 if len(out) > RATIO_FLOOR and ratio > limits.max_compression_ratio:
                     raise DataError(
                         f"the file expands more than {limits.max_compression_ratio} fold when "
-                        f"decompressed ({_human(read_in)} became {_human(len(out))}, "
+                        f"decompressed ({human_bytes(read_in)} became {human_bytes(len(out))}, "
                         f"{ratio:.0f} fold, before reading stopped), which is how "
                         "decompression bombs look",
                         file=file,
@@ -258,6 +287,15 @@ def as_data_error(file: str) -> Iterator[None]:
         ) from e
 
 
+def release_arrow_memory() -> None:
+    """Hand memory Arrow freed back to the system. Arrow's allocator (mimalloc) keeps
+    freed blocks for reuse; between the stages of reading a big file (parse, convert,
+    merge) that kept the peak about a table's size higher than needed (issue 13)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def short_text(e: BaseException | None, n: int = 160) -> str:
     s = " ".join(str(e).split()) if e is not None else "unknown error"
     return s if len(s) <= n else s[: n - 3] + "..."
@@ -268,7 +306,8 @@ def name_list(names: Sequence[str], k: int = 12) -> str:
     return shown + (f" and {len(names) - k} more" if len(names) > k else "")
 
 
-def _human(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
     for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
         if n >= size:
             return f"{n / size:.1f} {unit}"

@@ -39,8 +39,10 @@ def summarize(domain: Domain) -> dict[str, Any]:
           (:data:`~recsys_core.errors.CLEANING_CODES`), as strings: notes, not problems.
     """
     df = domain.interactions
-    n_users = int(df[USER].nunique())
-    n_items = int(df[ITEM].nunique())
+    # One count per id (no separate nunique): each pass hashes millions of strings.
+    per_user = df[USER].value_counts(sort=False).to_numpy(dtype=np.float64)
+    per_item = df[ITEM].value_counts(sort=False).to_numpy(dtype=np.float64)
+    n_users, n_items = len(per_user), len(per_item)
     rows = len(df)
     ratings = df[RATING].to_numpy(dtype=np.float64) if RATING in df.columns else np.zeros(0)
     ratings = ratings[np.isfinite(ratings)]
@@ -66,8 +68,8 @@ def summarize(domain: Domain) -> dict[str, Any]:
         "density": rows / (n_users * n_items) if n_users and n_items else 0.0,
         "rating": rating,
         "time_span": time_span,
-        "per_user": _distribution(df[USER]),
-        "per_item": _distribution(df[ITEM]),
+        "per_user": _distribution(per_user),
+        "per_item": _distribution(per_item),
         "item_table_rows": None if domain.items is None else len(domain.items),
         "user_table_rows": None if domain.users is None else len(domain.users),
         "text_fields": list(domain.text_fields),
@@ -125,8 +127,8 @@ def count_noun(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
-def _distribution(ids: pd.Series) -> dict[str, float]:
-    counts = ids.value_counts(sort=False).to_numpy(dtype=np.float64)
+def _distribution(counts: np.ndarray) -> dict[str, float]:
+    """Quantiles and mean of interactions per id (``counts``: one float per id)."""
     if len(counts) == 0:
         return {k: 0.0 for k, _ in _QUANTILES} | {"mean": 0.0}
     q = np.quantile(counts, [p for _, p in _QUANTILES])

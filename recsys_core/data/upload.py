@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys_core.data.schema import ITEM, RATING, TIME, USER
 from recsys_core.data.summary import count_noun
@@ -73,8 +75,8 @@ def check_upload(df: pd.DataFrame, info: Mapping[str, Any], kind: str, file: str
     """
     if kind == "interactions":
         headline = (
-            f"{file}: {count_noun(len(df), 'row')}, {count_noun(df[USER].nunique(), 'user')}, "
-            f"{count_noun(df[ITEM].nunique(), 'item')}"
+            f"{file}: {count_noun(len(df), 'row')}, {count_noun(_distinct(df[USER]), 'user')}, "
+            f"{count_noun(_distinct(df[ITEM]), 'item')}"
         )
     else:
         headline = f"{file}: {count_noun(len(df), 'row')}"
@@ -96,6 +98,15 @@ def check_upload(df: pd.DataFrame, info: Mapping[str, Any], kind: str, file: str
             "%Y-%m-%d %H:%M:%S"
         )
     return UploadCheck(headline, mapping, preview.reset_index(drop=True), tuple(warnings))
+
+
+def _distinct(ids: pd.Series) -> int:
+    """Number of distinct ids, counted by Arrow on the column's own buffers (several
+    times faster than ``nunique`` on millions of ids; issue 13)."""
+    try:
+        return int(pc.count_distinct(pa.array(ids)).as_py())
+    except (pa.ArrowException, TypeError, ValueError):
+        return int(ids.nunique())
 
 
 __all__ = ["PREVIEW_ROWS", "UploadCheck", "check_upload", "undetected_roles"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_core.data.schema import ITEM, RATING, TIME, USER
+from recsys_core.data.sources import limit_hint
 from recsys_core.data.summary import count_noun
 from recsys_core.errors import DataError, DataWarning
 
@@ -104,12 +107,38 @@ def check_raw_bytes(data: bytes, *, file: str | None) -> None:
     # Control bytes other than tab, LF, FF, CR and ESC do not occur in text tables; random
     # or compressed bytes have ~11% of them.
     ctrl = (sample < 0x20) & ~np.isin(sample, (0x09, 0x0A, 0x0C, 0x0D, 0x1B))
-    if (sample == 0).any() or ctrl.mean() > 0.05:
+    # A few NUL bytes are a stray mistake (named by line below); many are binary data.
+    if int((sample == 0).sum()) > max(8, len(sample) // 1000) or ctrl.mean() > 0.05:
         raise DataError(
             "the file holds binary data, not text",
             file=file,
             hint="Upload a CSV, TSV, Parquet or RecBole atomic file (optionally gzip-compressed)",
         )
+    check_nul_bytes(data, file=file)
+
+
+def check_nul_bytes(data: bytes | bytearray, *, file: str | None) -> None:
+    """Reject a NUL (zero) byte anywhere in the text, naming its line.
+
+    A NUL is never part of a text table: it comes from a broken export or binary data
+    pasted into a field, and it would end up inside an id or title (two ids that look
+    the same on screen but never match). The whole file is searched (``bytes.find`` is a
+    memchr, about a millisecond per 10 MB), not only the start that is sniffed for binary
+    content (issue 12).
+    """
+    pos = data.find(b"\x00")
+    if pos < 0:
+        return
+    line = data.count(b"\n", 0, pos) + 1
+    n = data.count(b"\x00")
+    raise DataError(
+        f"the file holds {count_noun(n, 'NUL (zero) byte')}, first on line {line:,}; "
+        "text tables never contain them",
+        file=file,
+        rows=[line],
+        hint="Remove the zero bytes (they come from binary data or a broken export), or "
+        "export the table again",
+    )
 
 
 def check_text_start(head: str, *, file: str | None) -> None:
@@ -189,7 +218,18 @@ def check_row_count(n_rows: int, *, max_rows: int, file: str | None) -> None:
         raise DataError(
             f"the file has {n_rows:,} rows, more than the limit of {max_rows:,}",
             file=file,
-            hint="Sample the data or raise Limits.max_rows",
+            hint=f"Sample the data, or raise the limit: {limit_hint('max_rows')}",
+        )
+
+
+def check_column_count(n_columns: int, *, max_columns: int, file: str | None) -> None:
+    """Reject tables with more columns than ``max_columns`` (before their values are read)."""
+    if n_columns > max_columns:
+        raise DataError(
+            f"the file has {n_columns:,} columns, more than the limit of {max_columns:,}",
+            file=file,
+            rows=[1],
+            hint=f"Keep the columns you need, or raise the limit: {limit_hint('max_columns')}",
         )
 
 
@@ -315,20 +355,32 @@ def _float_text(f: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(integral, as_int, pc.cast(f, pa.string()))
 
 
-def clean_ids(col: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines) -> pd.Series:
+def clean_ids(
+    col: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines, twins: bool = False
+) -> Any:
     """Ids as trimmed strings ("001" stays "001", 1.0 becomes "1").
 
     Surrounding spaces are removed because "1, 2, 5" style files would otherwise make
     " 2" and "2" different items.
 
+    Args:
+        twins: also look for ids written in two Unicode forms
+            (:func:`unicode_twin_ids`).
+
     Returns:
-        Series of dtype str, shape (n_rows,).
+        Series of dtype str, shape (n_rows,); with ``twins``, (that Series, the
+        ``unicode_twin_ids`` warning or None).
 
     Raises:
         DataError: naming the lines with blank or missing ids.
     """
-    text = pc.utf8_trim_whitespace(as_text(col, file=file, column=column))
-    blank = pc.equal(pc.utf8_length(text), 0)
+    raw = as_text(col, file=file, column=column)
+    # One pass tells whether every id is ASCII (almost always): then the cheaper ASCII
+    # trim gives the same result, and no id can have a Unicode twin.
+    ascii_only = len(raw) == 0 or bool(pc.all(pc.string_is_ascii(raw)).as_py())
+    text = pc.ascii_trim_whitespace(raw) if ascii_only else pc.utf8_trim_whitespace(raw)
+    del raw
+    blank = pc.equal(pc.binary_length(text), 0)
     if pc.any(blank).as_py():
         idx = _first_true(blank)
         n = pc.sum(blank).as_py()
@@ -339,7 +391,67 @@ def clean_ids(col: pa.ChunkedArray, *, file: str | None, column: str, lines: Row
             rows=lines(idx),
             hint="Every row needs an id; fill in or delete these rows",
         )
-    return text.to_pandas().astype("str")
+    out = text.to_pandas().astype("str")
+    if twins:
+        twin = None if ascii_only else unicode_twin_ids(text, file=file, column=column, lines=lines)
+        return out, twin
+    return out
+
+
+def unicode_twin_ids(
+    ids: pa.ChunkedArray, *, file: str | None, column: str, lines: RowLines
+) -> DataWarning | None:
+    """A warning when one id is written in two Unicode forms (NFC and NFD), else None.
+
+    "José" typed on one system (é as one code point, NFC) and exported by another (e +
+    combining accent, NFD) look identical but are different strings, so they become two
+    users or items. Ids are **kept as given**, not normalised: an id is a key into the
+    user's own systems, and recommendations, split folders and exports must give back
+    exactly the bytes that came in; and two spellings may be two real entities in a
+    system that does not normalise. The analyst is told instead, with both spellings
+    (escaped, so the difference is visible) and the line of each, and fixes the export.
+
+    Cost: one pass to find non-ASCII ids (almost always none); the Unicode work runs only
+    on distinct non-ASCII ids.
+
+    Args:
+        ids: the trimmed id column (UTF-8 strings), one value per data row.
+        lines: maps 0-based rows to file lines.
+
+    Returns:
+        ``DataWarning("unicode_twin_ids", ...)`` with up to five "'a' = 'b'" examples.
+    """
+    import unicodedata
+
+    if len(ids) == 0 or pc.all(pc.string_is_ascii(ids)).as_py() is not False:
+        return None
+    distinct = pc.unique(pc.filter(ids, pc.invert(pc.string_is_ascii(ids)))).to_pylist()
+    by_nfc: dict[str, list[str]] = {}
+    for v in distinct:
+        by_nfc.setdefault(unicodedata.normalize("NFC", v), []).append(v)
+    groups = [g for g in by_nfc.values() if len(g) > 1]
+    if not groups:
+        return None
+    first = groups[0]
+    rows = [pc.index(ids, v).as_py() for v in first[:2]]
+    where = [lines(np.array([r]))[0] for r in rows]
+
+    def shown(v: str) -> str:
+        return f"'{v}' ({ascii(v)[1:-1]})"
+
+    n = sum(len(g) for g in groups)
+    loc = f" of '{file}'" if file else ""
+    return DataWarning(
+        "unicode_twin_ids",
+        f"{count_noun(len(groups), 'id')} in column '{column}'{loc} "
+        f"{'is' if len(groups) == 1 else 'are'} written in more than one Unicode form "
+        f"(NFC and NFD) and count{'s' if len(groups) == 1 else ''} as {n} different ids: "
+        f"{shown(first[0])} on line {where[0]:,} and {shown(first[1])} on line {where[1]:,} "
+        "look the same but are different text. Ids are kept as given; normalise them to "
+        "NFC in the export if they are the same",
+        len(groups),
+        tuple(" = ".join(ascii(v) for v in g[:2]) for g in groups[:5]),
+    )
 
 
 def parse_ratings(
@@ -528,6 +640,62 @@ def _finish_seconds(
 # --------------------------------------------------------------------------- domain level
 
 
+def factorize_ids(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """(integer codes, distinct ids) in first-appearance order, like ``pd.factorize``
+    (int32 codes from Arrow: half the memory of int64).
+
+    Arrow's hash kernel on the column's own buffers: about 5x faster than
+    ``pd.factorize`` on pandas' Arrow-backed strings, and without its copies.
+    """
+    try:
+        arr = pa.array(ids)
+        if arr.null_count:
+            raise ValueError("missing ids")
+        # Chunks share the final dictionary (one memo table across chunks): no copy of
+        # the ids into one chunk is needed.
+        enc = pc.dictionary_encode(arr)
+        if isinstance(enc, pa.ChunkedArray):
+            chunks = enc.chunks
+            if not chunks:
+                return np.zeros(0, np.int32), pd.Index([], dtype=ids.dtype)
+            codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+            dictionary = chunks[-1].dictionary
+        else:
+            codes = enc.indices.to_numpy(zero_copy_only=False)
+            dictionary = enc.dictionary
+        return codes, pd.Index(dictionary.to_pandas(), dtype=ids.dtype)
+    except (pa.ArrowException, TypeError, ValueError):
+        c, u = pd.factorize(ids)
+        return c, pd.Index(u)
+
+
+@dataclass(frozen=True)
+class IdCodes:
+    """Each interaction's user and item as a dense code (first-appearance order), made
+    once per domain and reused by the merge, the warnings and the summary: hashing
+    millions of string ids is most of what loading a big file costs (issue 13).
+
+    Attributes:
+        user, item: integer arrays of shape (n_rows,), codes into ``users`` / ``items``.
+        users, items: the distinct ids, in first-appearance order.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    users: pd.Index
+    items: pd.Index
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> IdCodes:
+        u, users = factorize_ids(df[USER])
+        i, items = factorize_ids(df[ITEM])
+        return cls(u, i, users, items)
+
+    def take(self, rows: np.ndarray) -> IdCodes:
+        """The codes of a subset of rows that still holds every id (e.g. after merging)."""
+        return IdCodes(self.user[rows], self.item[rows], self.users, self.items)
+
+
 def merge_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Merge repeated (user_id, item_id) interactions into one row each.
 
@@ -549,25 +717,93 @@ def merge_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     Returns:
         (merged frame with a fresh RangeIndex, number of rows merged away).
     """
-    if len(df) == 0:
-        return df, 0
-    u = pd.factorize(df[USER])[0].astype(np.int64)
-    i = pd.factorize(df[ITEM])[0].astype(np.int64)
-    key = u * (int(i.max()) + 1) + i
-    dup = pd.Series(key).duplicated(keep="first").to_numpy()
-    n = int(dup.sum())
-    if n == 0:
-        return df, 0
-    first = ~dup
-    out = df.loc[first].reset_index(drop=True)
-    keep_keys = key[first]
-    if RATING in df.columns:
-        best = pd.Series(df[RATING].to_numpy(dtype=np.float64)).groupby(key, sort=False).max()
-        out[RATING] = best.reindex(keep_keys).to_numpy(dtype=np.float64)
-    if TIME in df.columns:
-        earliest = pd.Series(df[TIME].to_numpy(dtype=np.int64)).groupby(key, sort=False).min()
-        out[TIME] = earliest.reindex(keep_keys).to_numpy(dtype=np.int64)
+    out, n, _, _ = merge_with_codes(df)
     return out, n
+
+
+def merge_with_codes(
+    df: pd.DataFrame, codes: IdCodes | None = None, k_examples: int = 5, consume: bool = False
+) -> tuple[pd.DataFrame, int, list[str], IdCodes]:
+    """:func:`merge_duplicates` on the ids' codes, hashing each id column once.
+
+    Args:
+        consume: the caller hands ``df`` over: its columns are removed as the merged
+            frame is built (less memory; ``df`` is left without columns when rows were
+            merged).
+
+    Returns:
+        (merged frame, rows merged away, up to ``k_examples`` repeated pairs as
+        "user -> item" strings, the merged frame's :class:`IdCodes`).
+    """
+    if codes is None:
+        codes = (
+            IdCodes.of(df)
+            if len(df)
+            else IdCodes(np.zeros(0, np.int64), np.zeros(0, np.int64), pd.Index([]), pd.Index([]))
+        )
+    if len(df) == 0:
+        return df, 0, [], codes
+    import scipy.sparse as sp  # here: reading a table without merging never pays for it
+
+    n_rows = len(df)
+    n_items = max(len(codes.items), 1)
+    # Repeated pairs found without hashing every pair: a sparse count matrix (a counting
+    # sort by user, then each user's few items sorted) sums repeats into one entry. On
+    # 10 M rows this is 4x faster than pd.factorize of the pair keys and needs a fraction
+    # of its memory (issue 13).
+    counts = sp.csr_matrix(
+        (np.ones(n_rows, np.int32), (codes.user, codes.item)),
+        shape=(max(len(codes.users), 1), n_items),
+    )
+    n = n_rows - counts.nnz
+    if n == 0:
+        return df, 0, [], codes
+    rep = np.flatnonzero(counts.data > 1)
+    rep_users = np.repeat(np.arange(counts.shape[0], dtype=np.int64), np.diff(counts.indptr))[rep]
+    rep_keys = rep_users * n_items + counts.indices[rep]
+    del counts, rep_users
+    key = codes.user.astype(np.int64) * n_items + codes.item
+    # Only the rows of repeated pairs take part in what follows.
+    involved = np.flatnonzero(pd.Series(key).isin(rep_keys).to_numpy())
+    sub_key = key[involved]
+    del key
+    sub_first = ~pd.Series(sub_key).duplicated(keep="first").to_numpy()
+    keep = np.ones(n_rows, dtype=bool)
+    keep[involved[~sub_first]] = False
+    first = np.flatnonzero(keep)
+    del keep
+    # Examples in the order their first repeat appears in the file.
+    shown = pd.unique(sub_key[~sub_first])[:k_examples]
+    examples = [f"{codes.users[k // n_items]} -> {codes.items[k % n_items]}" for k in shown]
+    kept_key = sub_key[sub_first]  # one per repeated pair, at its first row
+    kept_involved = np.searchsorted(first, involved[sub_first])
+    # The aggregates come from the original rows, read before the columns are taken.
+    best = earliest = None
+    if RATING in df.columns:
+        r = df[RATING].to_numpy(dtype=np.float64)[involved]
+        best = pd.Series(r).groupby(sub_key, sort=False).max().reindex(kept_key)
+    if TIME in df.columns:
+        t = df[TIME].to_numpy(dtype=np.int64)[involved]
+        earliest = pd.Series(t).groupby(sub_key, sort=False).min().reindex(kept_key)
+    # Column by column; with ``consume`` each original column is dropped once taken, so
+    # the peak holds one column twice, not the whole frame (issue 13).
+    taken: dict[str, Any] = {}
+    for c in list(df.columns):
+        col = df.pop(c) if consume else df[c]
+        taken[c] = col.take(first).reset_index(drop=True)
+        del col
+    out = pd.DataFrame(taken, copy=False)
+    out.attrs = dict(df.attrs)
+    del taken
+    if best is not None:
+        col = out[RATING].to_numpy(dtype=np.float64, copy=True)
+        col[kept_involved] = best.to_numpy(dtype=np.float64)
+        out[RATING] = col
+    if earliest is not None:
+        col = out[TIME].to_numpy(dtype=np.int64, copy=True)
+        col[kept_involved] = earliest.to_numpy(dtype=np.int64)
+        out[TIME] = col
+    return out, n, examples, codes.take(first)
 
 
 def duplicate_pairs(df: pd.DataFrame, k: int = 5) -> list[str]:
@@ -609,6 +845,7 @@ def interaction_warnings(
     users: pd.DataFrame | None = None,
     n_merged: int = 0,
     merged_examples: Sequence[str] = (),
+    codes: IdCodes | None = None,
 ) -> list[DataWarning]:
     """What is odd but usable in a domain's interactions.
 
@@ -617,6 +854,7 @@ def interaction_warnings(
         items, users: the optional side tables (one row per id).
         n_merged: rows removed by :func:`merge_duplicates`.
         merged_examples: a few "user -> item" strings for the duplicate warning.
+        codes: ``df``'s :class:`IdCodes` when the caller has them (saves hashing the ids).
 
     Returns:
         Warnings with codes ``implausible_ratings``, ``duplicate_interactions``,
@@ -625,6 +863,8 @@ def interaction_warnings(
         ``users_missing_from_user_table``, only those that apply.
     """
     out: list[DataWarning] = []
+    if codes is None:
+        codes = IdCodes.of(df)
     ratings = implausible_ratings(df)
     if ratings is not None:
         out.append(ratings)
@@ -639,8 +879,11 @@ def interaction_warnings(
                 tuple(merged_examples[:5]),
             )
         )
-    for col, what in ((USER, "users"), (ITEM, "items")):
-        counts = df[col].value_counts(sort=False)
+    for c, uniques, what in (
+        (codes.user, codes.users, "users"),
+        (codes.item, codes.items, "items"),
+    ):
+        counts = pd.Series(np.bincount(c, minlength=len(uniques)), index=uniques)
         single = counts.index[counts.to_numpy() == 1]
         if len(single):
             out.append(
@@ -656,7 +899,7 @@ def interaction_warnings(
     for table, col, what in ((items, ITEM, "item"), (users, USER, "user")):
         if table is None:
             continue
-        ids = pd.unique(df[col])
+        ids = np.asarray(codes.users if col == USER else codes.items, dtype=object)
         missing = ids[~pd.Series(ids).isin(table[col]).to_numpy()]
         if len(missing):
             out.append(
