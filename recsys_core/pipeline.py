@@ -335,7 +335,9 @@ def run_strategies(
                 fitted.info["popularity_prior_validation"] = table
                 if any(w > 0 for w in weights.values()):
                     fitted.scorer = PriorBlendScorer(fitted.scorer, counts, weights)
-            if text is not None and strategy.reads_text(request.settings):
+            # ctx.text, not text: a run that encoded the text itself (the app's queue)
+            # gets the exposure choice as one handed the vectors (the CLI) does
+            if ctx.text is not None and strategy.reads_text(request.settings):
                 # how much exposure new items get: a curve on validation, and the
                 # operating point that validates best (issue 10)
                 curve, offset = exposure_curve(fitted.scorer, scn.split, seed=request.settings.seed)
