@@ -196,6 +196,24 @@ def test_recording_store_replays_into_the_real_store(tmp_path, scn):
     assert {"per_user.parquet", "topk.parquet", "items.parquet"} <= set(store.list_artifacts(rid))
 
 
+def test_a_run_that_encodes_its_text_gets_the_exposure_choice_too(tmp_path, scn, monkeypatch):
+    """The app's queue encodes inside the first run (encode_text=True); the CLI hands the
+    vectors in. Both must give the same run, exposure choice included (it was skipped on
+    the app's path, so a Ray run, handed the vectors, differed from a local one)."""
+    from recsys_core import pipeline
+    from tests.toy import toy_text
+
+    monkeypatch.setattr(pipeline, "encode_scenario_text", lambda s, *a, **k: toy_text(s.item_ids))
+    r = RunRequest(strategies=("target-only",), settings=SETTINGS, baselines="none", n_boot=20)
+    (own,) = pipeline.run_strategies(scn, r, RunStore(tmp_path / "a"), encode_text=True)
+    (given,) = pipeline.run_strategies(
+        scn, r, RunStore(tmp_path / "b"), text=toy_text(scn.item_ids)
+    )
+    assert "exposure" in given.info
+    assert own.info["exposure"] == given.info["exposure"]
+    assert own.metrics == given.metrics
+
+
 def test_seeds_repeat_the_model_seed_only(scn):
     req = request("popularity", "ease")
     reqs = repeat_over_seeds(req, (0, 1, 2))
