@@ -35,7 +35,9 @@ safetensors, JSON and SQLite).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -51,6 +53,9 @@ if TYPE_CHECKING:  # torch and the pipeline are imported when a batch runs
 ExecutorKind = Literal["local", "ray", "auto"]
 EXECUTORS: tuple[str, ...] = ("local", "ray", "auto")
 TaskStatus = Literal["done", "failed", "cancelled"]
+
+_INIT_LOCK = threading.Lock()
+"""ray.init is once per process: two app sessions must not race to it."""
 
 RAY_MISSING = (
     "the ray executor needs Ray: pip install 'recsys-transfer-lab[ray]' "
@@ -374,23 +379,27 @@ class RayExecutor(Executor):
             import ray
         except ImportError as exc:  # the extra is not installed
             raise RuntimeError(RAY_MISSING) from exc
-        if not ray.is_initialized():
-            address = self.config.address or os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                # workers import this very package: the folder above it goes first on
-                # their path (a local Ray only; a cluster has the package installed)
-                root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-                path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-                ray.init(
-                    num_cpus=self.config.local_cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
-                self._started_here = True
+        with _INIT_LOCK:
+            if not ray.is_initialized():
+                self._init(ray)
         return ray
+
+    def _init(self, ray) -> None:
+        address = self.config.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+            return
+        # workers import this very package: the folder above it goes first on their
+        # path (a local Ray only; a cluster has the package installed)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        ray.init(
+            num_cpus=self.config.local_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
+        self._started_here = True
 
     def describe(self) -> str:
         ray = self._ray()
@@ -436,7 +445,7 @@ class RayExecutor(Executor):
             threads = max(1, int(r["num_cpus"]))
             refs.append(
                 task.options(num_cpus=r["num_cpus"], num_gpus=r["num_gpus"], max_retries=0)
-                .remote(fn, keys, item, i, hub, threads, *refs_shared)
+                .remote(fn, keys, item, i, hub, threads, _engine_id(), *refs_shared)
             )  # fmt: skip
         index = {ref: i for i, ref in enumerate(refs)}
         outcomes: dict[int, TaskOutcome] = {}
@@ -589,13 +598,29 @@ class RayExecutor(Executor):
         return out
 
 
-def _ray_entry(fn, keys, item, index, hub, threads, *shared_values):
+def _engine_id() -> str:
+    """This package's version and engine version: a worker with other code would give
+    other figures under the same run config."""
+    from recsys_core import __version__
+    from recsys_core.runs.plan import ENGINE_VERSION
+
+    return f"recsys-transfer-lab {__version__}, engine {ENGINE_VERSION}"
+
+
+def _ray_entry(fn, keys, item, index, hub, threads, engine, *shared_values):
     """What a Ray worker runs: ``fn`` with a reporter wired to the hub actor.
 
     Returns ("done", value), ("cancelled", None) or ("failed", message): an exception
     in ``fn`` is an outcome, not a Ray error, so the driver tells it from a dead worker.
+    A worker whose installed package differs from the driver's refuses (``engine``).
     """
     import ray
+
+    if _engine_id() != engine:
+        return "failed", (
+            f"the Ray worker has {_engine_id()}, the app {engine}: install the same "
+            "version on the cluster's nodes"
+        )
 
     try:
         import torch
@@ -682,6 +707,22 @@ def _hub_class(ray):
 # --------------------------------------------------------------------------- choosing
 
 
+def ray_installed() -> bool:
+    """Whether the ray extra is installed (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def app_choices() -> tuple[list[str], str]:
+    """(the executors the app offers, the one it starts on): "local" always, "ray" when
+    the extra is installed; "ray" first when ``RAY_ADDRESS`` is set (auto)."""
+    offered = ["local"] + (["ray"] if ray_installed() else [])
+    auto = ExecutorConfig(kind="auto").resolved()
+    return offered, "ray" if "ray" in offered and auto == "ray" else "local"
+
+
 def make_executor(config: ExecutorConfig | str | None = None) -> Executor:
     """The executor a config (or a kind: "local", "ray", "auto") picks.
 
@@ -710,6 +751,8 @@ __all__ = [
     "RecordingStore",
     "Reporter",
     "TaskOutcome",
+    "app_choices",
     "make_executor",
+    "ray_installed",
     "replay",
 ]
