@@ -416,7 +416,34 @@ def format_comparison(table: pd.DataFrame) -> str:
         lines += [f"  {x}" for x in v]
         lines += [f"  {x}" for x in verdict_context(table)]
     lines.append("\n* the paired 95% interval of the delta excludes 0 (not corrected).")
+    lines += seed_pool_lines(seed_pool(table))
     return "\n".join(lines)
+
+
+def _iv(lo: float, hi: float) -> str:
+    return f"[{lo:.4f}, {hi:.4f}]" if np.isfinite(lo) and np.isfinite(hi) else "[n/a]"
+
+
+def seed_pool_lines(pooled: pd.DataFrame) -> list[str]:
+    """The CLI's lines for :func:`seed_pool`: per segment, mean over seeds with the
+    between-seed and the (mean) bootstrap interval, and the pooled gain."""
+    if pooled.empty:
+        return []
+    lines = ["\nover seeds (mean, 95% between seeds, 95% bootstrap over users):"]
+    for seg, g in pooled.groupby("segment", sort=False):
+        lines.append(f"[{segment_name(seg)}]")
+        for _, r in g.iterrows():
+            gain = ""
+            if np.isfinite(r["seg_delta"]):
+                gain = (
+                    f"  gain {r['seg_delta']:+.4f} {_iv(r['seg_delta_low'], r['seg_delta_high'])}"
+                )
+            label = f" ({r['label']})" if r["label"] else ""
+            lines.append(
+                f"  {r['strategy']}{label}, seeds {r['seed_list']}: {r['value']:.4f} "
+                f"{_iv(r['seed_low'], r['seed_high'])} {_iv(r['boot_low'], r['boot_high'])}{gain}"
+            )
+    return lines
 
 
 COLD_ITEM_FIGURES: tuple[tuple[str, str, int, str], ...] = (

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recsys_core.cli import main
-from recsys_core.compare import compare_runs, seed_interval, seed_pool
+from recsys_core.compare import compare_runs, format_comparison, seed_interval, seed_pool
 from recsys_core.runs.store import RunStore
 
 
@@ -75,6 +75,8 @@ def test_run_seeds_makes_one_run_per_seed_on_one_split(capsys, tmp_path, toy_fil
     pooled = seed_pool(table)
     assert set(pooled["strategy"]) == {"popularity", "ials"}
     assert (pooled["seeds"] == 2).all() and (pooled["seed_list"] == "3,4").all()
+    text = format_comparison(table)  # what `transfer-lab compare` prints
+    assert "over seeds" in text and "ials, seeds 3,4:" in text
     code, _, err = run_cli(capsys, "run", "--target", toy_files["target"], "--seeds", "1,1",
                            "--store", store, "--quiet")  # fmt: skip
     assert code == 2 and "repeats" in err

@@ -364,3 +364,29 @@ def test_cancel_from_the_app_cancels_the_ray_tasks(local_ray, tmp_path, scn):
     assert_store_consistent(store)
     assert not [t for t in threading.enumerate() if t.name.startswith("rtl-ray-")]
     jm.close()
+
+
+def test_cli_run_on_ray_with_seeds(local_ray, tmp_path, toy_files, capsys):
+    """``transfer-lab run --executor ray --seeds 0,1``: every run on Ray, one per seed,
+    in the store like any other (the CLI leaves a Ray it did not start running)."""
+    import json
+
+    import ray
+
+    from recsys_core.cli import main
+
+    store = str(tmp_path / "store")
+    code = main(
+        ["run", "--target", toy_files["target"], "--strategy", "popularity,ease",
+         "--cold-ks", "0,1,3", "--n-boot", "20", "--device", "cpu", "--store", store,
+         "--json", "--quiet", "--baselines", "none", "--seeds", "0,1", "--executor", "ray"]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = [json.loads(x) for x in out.out.strip().splitlines()]
+    assert [(x["strategy"], x["status"]) for x in lines] == [
+        ("popularity", "done"), ("ease", "done"), ("popularity", "done"), ("ease", "done")
+    ]  # fmt: skip
+    rs = RunStore(store)
+    assert [rs.get_run(x["run_id"])["config"]["settings"]["seed"] for x in lines] == [0, 0, 1, 1]
+    assert ray.is_initialized()
