@@ -387,7 +387,16 @@ class RayExecutor(Executor):
     def _init(self, ray) -> None:
         address = self.config.address or os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except Exception as exc:  # unreachable, refused, other Ray version...
+                from recsys_core.errors import DataError
+
+                raise DataError(
+                    f"could not reach the Ray cluster at {address} ({type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})",
+                    hint="Check --ray-address or RAY_ADDRESS, or train with --executor local",
+                ) from exc
             return
         # workers import this very package: the folder above it goes first on their
         # path (a local Ray only; a cluster has the package installed)
@@ -460,26 +469,30 @@ class RayExecutor(Executor):
                 elif i not in outcomes and on_event is not None:
                     on_event(i, kind, payload)
 
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+                deliver(ray.get(hub.drain.remote()))
+                for ref in ready:
+                    i = index[ref]
+                    outcomes[i] = self._settle(ray, ref, i, i in started)
+                    if on_result is not None:
+                        on_result(outcomes[i])
+                if cancel_at is None and should_cancel is not None and should_cancel():
+                    cancel_at = time.monotonic()
+                    ray.get(hub.cancel.remote())
+                    for ref in pending:  # queued ones never start; running ones see the flag
+                        if index[ref] not in started:
+                            ray.cancel(ref, force=False)
+                elif cancel_at is not None and time.monotonic() - cancel_at > self.cancel_grace_s:
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    cancel_at = float("inf")
             deliver(ray.get(hub.drain.remote()))
-            for ref in ready:
-                i = index[ref]
-                outcomes[i] = self._settle(ray, ref, i, i in started)
-                if on_result is not None:
-                    on_result(outcomes[i])
-            if cancel_at is None and should_cancel is not None and should_cancel():
-                cancel_at = time.monotonic()
-                ray.get(hub.cancel.remote())
-                for ref in pending:  # queued ones never start; running ones see the flag
-                    if index[ref] not in started:
-                        ray.cancel(ref, force=False)
-            elif cancel_at is not None and time.monotonic() - cancel_at > self.cancel_grace_s:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                cancel_at = float("inf")
-        deliver(ray.get(hub.drain.remote()))
-        ray.kill(hub)
+        finally:  # leaving early (a callback raised, Ctrl-C): nothing keeps running
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            ray.kill(hub)
         return [outcomes[i] for i in range(len(items))]
 
     @staticmethod
