@@ -72,7 +72,7 @@ def main() -> None:
     import ray
 
     t0 = time.perf_counter()
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     ex = make_executor(ExecutorConfig(kind="ray", num_cpus=a.ray_cpus))
     t0 = time.perf_counter()

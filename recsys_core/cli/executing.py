@@ -26,8 +26,8 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--ray-address",
-        help="the Ray cluster to use (e.g. ray://head:10001 or auto); default $RAY_ADDRESS, "
-        "else a Ray started here",
+        help="the Ray cluster to use (e.g. ray://head:10001, or auto for one started with "
+        "`ray start` on this machine); default $RAY_ADDRESS, else a new Ray started here",
     )
     g.add_argument(
         "--ray-cpus", type=float, default=1.0, help="CPUs each Ray task reserves (default 1)"

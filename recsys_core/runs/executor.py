@@ -403,6 +403,7 @@ class RayExecutor(Executor):
         root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         ray.init(
+            address="local",  # a new Ray, never a stray `ray start` of this machine
             num_cpus=self.config.local_cpus,
             include_dashboard=False,
             log_to_driver=False,

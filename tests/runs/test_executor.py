@@ -236,7 +236,7 @@ def local_ray():
         pytest.skip("the ray extra is not installed (pip install '.[ray]'): Ray tests skipped")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
