@@ -50,9 +50,11 @@ def pick_three(at, epochs: str) -> None:
 
 
 def test_with_ray_address_the_app_trains_on_ray_and_cancels(
-    loaded_app, ray_address, monkeypatch
+    loaded_app, ray_address, monkeypatch, tmp_path
 ) -> None:
     monkeypatch.setenv("RAY_ADDRESS", ray_address)
+    # a store of its own: the session's shared store stays as the other page tests expect
+    loaded_app.session_state[state.STORE_ROOT] = str(tmp_path / "store")
     at = open_train(loaded_app)
     assert at.session_state["train_executor"] == "ray"  # auto: RAY_ADDRESS is set
     pick_three(at, "2")
