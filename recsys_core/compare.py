@@ -184,6 +184,99 @@ def compare_runs(
     return table
 
 
+SEED_FREE = ("device", "spec", "n_boot")
+"""Config keys that do not make two runs different experiments (besides the seed)."""
+
+
+def _experiment_key(run: dict) -> str:
+    """What a run is apart from its model seed: strategy, label and config without
+    settings.seed (and the keys of :data:`SEED_FREE`)."""
+    import json
+
+    cfg = {k: v for k, v in (run.get("config") or {}).items() if k not in SEED_FREE}
+    cfg["settings"] = {k: v for k, v in (cfg.get("settings") or {}).items() if k != "seed"}
+    return json.dumps([run.get("strategy"), run.get("label"), cfg], sort_keys=True, default=str)
+
+
+def _run_seed(run: dict) -> int | None:
+    seed = ((run.get("config") or {}).get("settings") or {}).get("seed")
+    return int(seed) if isinstance(seed, int | float) else None
+
+
+def seed_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of a between-seed t-interval: mean ± t(n-1) · sd / sqrt(n).
+
+    ``values``: shape (n_seeds,), one figure per seed. Low and high are NaN with fewer
+    than two seeds (one seed says nothing about the spread between seeds)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def seed_pool(table: pd.DataFrame) -> pd.DataFrame:
+    """Runs that differ only in their model seed, pooled (issue 14: a gain that does not
+    survive another seed is not a gain).
+
+    Args:
+        table: what :func:`compare_runs` returned (its ``attrs["runs"]`` name the runs).
+
+    Returns:
+        One row per (experiment, segment) with at least two seeds, columns strategy,
+        kind, label, segment, seeds (how many), seed_list ("0,1,2"), value (mean over
+        seeds), seed_low/seed_high (95% between-seed t-interval), boot_low/boot_high
+        (the per-seed bootstrap intervals, averaged: the spread over users), and for
+        transfer runs seg_delta (mean gain over the best baseline of each seed's
+        segment) with seg_delta_low/seg_delta_high, its between-seed interval. Empty
+        when no experiment was repeated.
+    """
+    cols = ["strategy", "kind", "label", "segment", "seeds", "seed_list", "value", "seed_low",
+            "seed_high", "boot_low", "boot_high", "seg_delta", "seg_delta_low",
+            "seg_delta_high"]  # fmt: skip
+    runs = {r["run_id"]: r for r in table.attrs.get("runs", [])}
+    if table.empty or not runs:
+        return pd.DataFrame(columns=cols)
+    t = table.assign(
+        _exp=[_experiment_key(runs[r]) for r in table["run_id"]],
+        _seed=[_run_seed(runs[r]) for r in table["run_id"]],
+    )
+    rows = []
+    for (_, seg), g in t.groupby(["_exp", "segment"], sort=False):
+        g = g.drop_duplicates("_seed")
+        if g["_seed"].nunique() < 2:
+            continue
+        m, lo, hi = seed_interval(g["value"].to_numpy())
+        d = g["seg_delta"].to_numpy(np.float64) if "seg_delta" in g else np.array([np.nan])
+        dm, dlo, dhi = seed_interval(d) if np.isfinite(d).any() else (np.nan,) * 3
+        first = g.iloc[0]
+        rows.append(
+            {
+                "strategy": first["strategy"],
+                "kind": first["kind"],
+                "label": first["label"],
+                "segment": seg,
+                "seeds": int(g["_seed"].nunique()),
+                "seed_list": ",".join(str(x) for x in sorted(g["_seed"])),
+                "value": m,
+                "seed_low": lo,
+                "seed_high": hi,
+                "boot_low": float(g["ci_low"].mean()),
+                "boot_high": float(g["ci_high"].mean()),
+                "seg_delta": dm,
+                "seg_delta_low": dlo,
+                "seg_delta_high": dhi,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
 @dataclass(frozen=True)
 class VerdictLine:
     """One segment's answer: ``kind`` is gain, loss (the best baseline is better), or
@@ -323,7 +416,34 @@ def format_comparison(table: pd.DataFrame) -> str:
         lines += [f"  {x}" for x in v]
         lines += [f"  {x}" for x in verdict_context(table)]
     lines.append("\n* the paired 95% interval of the delta excludes 0 (not corrected).")
+    lines += seed_pool_lines(seed_pool(table))
     return "\n".join(lines)
+
+
+def _iv(lo: float, hi: float) -> str:
+    return f"[{lo:.4f}, {hi:.4f}]" if np.isfinite(lo) and np.isfinite(hi) else "[n/a]"
+
+
+def seed_pool_lines(pooled: pd.DataFrame) -> list[str]:
+    """The CLI's lines for :func:`seed_pool`: per segment, mean over seeds with the
+    between-seed and the (mean) bootstrap interval, and the pooled gain."""
+    if pooled.empty:
+        return []
+    lines = ["\nover seeds (mean, 95% between seeds, 95% bootstrap over users):"]
+    for seg, g in pooled.groupby("segment", sort=False):
+        lines.append(f"[{segment_name(seg)}]")
+        for _, r in g.iterrows():
+            gain = ""
+            if np.isfinite(r["seg_delta"]):
+                gain = (
+                    f"  gain {r['seg_delta']:+.4f} {_iv(r['seg_delta_low'], r['seg_delta_high'])}"
+                )
+            label = f" ({r['label']})" if r["label"] else ""
+            lines.append(
+                f"  {r['strategy']}{label}, seeds {r['seed_list']}: {r['value']:.4f} "
+                f"{_iv(r['seed_low'], r['seed_high'])} {_iv(r['boot_low'], r['boot_high'])}{gain}"
+            )
+    return lines
 
 
 COLD_ITEM_FIGURES: tuple[tuple[str, str, int, str], ...] = (

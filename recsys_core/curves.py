@@ -60,7 +60,7 @@ from recsys_core.data.split_types import SplitConfig
 from recsys_core.evaluation.bootstrap import paired_bootstrap_delta
 from recsys_core.evaluation.metrics import METRICS, metric_column
 from recsys_core.strategies.base import Context, ModelSettings
-from recsys_core.training.callbacks import Callbacks, ProgressEvent
+from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
 
 Factor = Literal["warm_users", "source_interactions"]
 
@@ -329,11 +329,6 @@ class _Point:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _strategy_callbacks(cb: Callbacks) -> Callbacks:
-    # Inner stages would restart the CLI's bar for every fit: only cancel and log pass.
-    return Callbacks(should_cancel=cb.should_cancel, log=cb.log)
-
-
 def what_if_curve(
     spec_or_scenario,
     factor: Factor,
@@ -355,6 +350,7 @@ def what_if_curve(
     n_boot: int = 1000,
     on_fit: Callable[[dict], None] | None = None,
     on_point: Callable[[pd.DataFrame], None] | None = None,
+    executor=None,
 ) -> pd.DataFrame:
     """Gain of each strategy over the best target-only baseline while one factor varies.
 
@@ -384,12 +380,14 @@ def what_if_curve(
         on_point: called after each value with the curve so far (the rows of every
             finished value, same columns as the result), so a caller that stops the
             curve (``Cancelled``) still holds the points already computed.
+        executor: a :class:`~recsys_core.runs.executor.Executor` that runs the
+            (value, draw) cells; None: in this process, one after another (issue 14).
 
     Returns:
         DataFrame, one row per (value, strategy, segment), columns
         :data:`CURVE_COLUMNS` then :data:`EXTRA_COLUMNS`.
     """
-    from recsys_core.evaluation.evaluate import EvalConfig, evaluate, validation_metric
+    from recsys_core.evaluation.evaluate import EvalConfig
     from recsys_core.strategies.registry import STRATEGIES, get_strategy
 
     cfg = CurveConfig(factor, tuple(values), draws, seed, metric, k, n_boot)
@@ -425,76 +423,157 @@ def what_if_curve(
     col = metric_column(cfg.metric, cfg.k)
     eval_cfg = EvalConfig(ks=(cfg.k,), n_boot=0, seed=cfg.seed, device=str(dev))
     total = len(cfg.values) * cfg.draws * len(names)
-    done = 0
     t0 = time.perf_counter()
-    shared_cache: dict = {}
+    # One cell per (value, draw): the subsample and a fresh Context, every name fitted
+    # in it. The executor runs the cells here one after another (sharing the
+    # "content:" cache through ``shared``, as before issue 14) or as Ray tasks.
+    items = [
+        {"vi": vi, "value": value, "draw": d, "names": names}
+        for vi, value in enumerate(cfg.values)
+        for d in range(cfg.draws)
+    ]
+    shared = {
+        "scenario": scn,
+        "text": text,
+        "cache": {},
+        "job": {
+            "cfg": cfg,
+            "settings": settings,
+            "options": options,
+            "device": str(dev),
+            "eval_cfg": eval_cfg,
+            "col": col,
+        },
+    }
+    cells: dict[int, dict] = {}
     rows: list[dict] = []
-    for vi, value in enumerate(cfg.values):
-        point = _Point()
-        capped: Scenario | None = None
-        for d in range(cfg.draws):
-            cb.check_cancel()
-            if cfg.factor == "warm_users":
-                scn_p = subsample_warm_users(scn, value, seed=[cfg.seed, d])
-            else:
-                has_time = scn.source is not None and TIME in scn.source.interactions.columns
-                if capped is None or not has_time:
-                    capped = cap_source_interactions(scn, value, seed=[cfg.seed, vi, d])
-                scn_p = capped
-            point.scn_x.append(_effective_x(scn_p, cfg.factor))
-            ctx = Context(
-                scenario=scn_p,
-                text=text,
-                settings=replace(settings, seed=settings.seed + d),
-                device=dev,
-                callbacks=_strategy_callbacks(cb),
-                cache=dict(shared_cache),
+    progress = {"done": 0, "emitted": 0}
+
+    def on_event(i: int, kind: str, p: dict) -> None:
+        if kind == "log":
+            cb.info(p["line"])
+        elif kind == "fit" and on_fit is not None:
+            on_fit({**p, "done": progress["done"], "total": total})
+        elif kind == "fitted":
+            progress["done"] += 1
+            cb.info(
+                f"{cfg.factor}={p['value']} draw {p['draw']}/{cfg.draws}: {p['strategy']} "
+                f"in {p['seconds']:.1f}s"
             )
-            for name in names:
-                cb.check_cancel()
-                if on_fit is not None:
-                    on_fit(
-                        {
-                            "strategy": name,
-                            "value": value_label(value),
-                            "draw": d + 1,
-                            "draws": cfg.draws,
-                            "done": done,
-                            "total": total,
-                        }
-                    )
-                t1 = time.perf_counter()
-                try:
-                    fitted = get_strategy(name, options.get(name)).fit(ctx)
-                    val = validation_metric(
-                        fitted.scorer, scn_p.split, metric=cfg.metric, k=cfg.k, device=str(dev)
-                    )
-                    res = evaluate(fitted.scorer, scn_p.split, eval_cfg)
-                    pu = res.per_user[["segment", "user", col]].rename(columns={col: "value"})
-                    point.fits.setdefault(name, []).append(_Fit(val, pu))
-                except (ValueError, RuntimeError) as exc:
-                    point.errors[name] = f"{type(exc).__name__}: {exc}"
-                done += 1
-                cb.info(
-                    f"{cfg.factor}={value_label(value)} draw {d + 1}/{cfg.draws}: {name} "
-                    f"in {time.perf_counter() - t1:.1f}s"
+            cb.progress(
+                ProgressEvent(
+                    stage="what-if curve",
+                    step=progress["done"],
+                    seconds=time.perf_counter() - t0,
+                    fraction=progress["done"] / total,
                 )
-                cb.progress(
-                    ProgressEvent(
-                        stage="what-if curve",
-                        step=done,
-                        seconds=time.perf_counter() - t0,
-                        fraction=done / total,
-                    )
-                )
-            shared_cache.update(
-                {key: v for key, v in ctx.cache.items() if str(key).startswith("content:")}
             )
-        rows += _point_rows(cfg, value, point, strategies, baselines, scn)
-        if on_point is not None:
-            on_point(pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS))
-    df = pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS)
-    return df
+
+    def on_result(o) -> None:
+        if o.status == "done":
+            cells[o.index] = o.value
+        elif o.status == "failed":  # the whole cell (a dead worker): every name misses it
+            cells[o.index] = {"x": None, "fits": {}, "errors": dict.fromkeys(names, o.error)}
+        # the finished values, in order, as soon as every draw of each is in
+        while progress["emitted"] < len(cfg.values):
+            vi = progress["emitted"]
+            mine = [j for j, it in enumerate(items) if it["vi"] == vi]
+            if not all(j in cells for j in mine):
+                break
+            point = _Point()
+            for j in mine:  # draw order: pooled draws are paired by position
+                c = cells[j]
+                if c["x"] is not None:
+                    point.scn_x.append(c["x"])
+                for n, (val, pu) in c["fits"].items():
+                    point.fits.setdefault(n, []).append(_Fit(val, pu))
+                point.errors.update(c["errors"])
+            rows.extend(_point_rows(cfg, cfg.values[vi], point, strategies, baselines, scn))
+            progress["emitted"] += 1
+            if on_point is not None:
+                on_point(pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS))
+
+    from recsys_core.runs.executor import LocalExecutor
+
+    outcomes = (executor or LocalExecutor()).map(
+        curve_cell,
+        shared,
+        items,
+        on_event=on_event,
+        on_result=on_result,
+        should_cancel=cb.should_cancel,
+        resources={"num_gpus": 1.0} if dev.type == "cuda" else None,
+    )
+    if any(o.status == "cancelled" for o in outcomes):
+        raise Cancelled("cancelled by the user")
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS)
+
+
+def curve_cell(shared: dict, item: dict, reporter) -> dict:
+    """One (value, draw) of a curve: subsample, then fit and evaluate every name.
+
+    Runs wherever the executor puts it (this process or a Ray worker). Reports a "fit"
+    event before each fit and a "fitted" one after; a strategy's ValueError or
+    RuntimeError is that strategy's error at this point, not the cell's.
+
+    Returns:
+        {"x": effective factor value, "fits": name -> (validation metric, per-user
+        DataFrame [segment, user, value]), "errors": name -> message}.
+    """
+    from recsys_core.evaluation.evaluate import evaluate, validation_metric
+    from recsys_core.strategies.registry import get_strategy
+
+    job, scn, cache = shared["job"], shared["scenario"], shared["cache"]
+    cfg: CurveConfig = job["cfg"]
+    vi, value, d = item["vi"], item["value"], item["draw"]
+    dev = torch.device(job["device"])
+    if cfg.factor == "warm_users":
+        scn_p = subsample_warm_users(scn, value, seed=[cfg.seed, d])
+    else:
+        has_time = scn.source is not None and TIME in scn.source.interactions.columns
+        # with timestamps the cap keeps the most recent rows: every draw has the same
+        scn_p = cap_source_interactions(scn, value, seed=[cfg.seed, vi, d if not has_time else 0])
+    should_cancel = reporter.should_cancel
+    ctx = Context(
+        scenario=scn_p,
+        text=shared["text"],
+        settings=replace(job["settings"], seed=job["settings"].seed + d),
+        device=dev,
+        # inner stages would restart the CLI's bar for every fit: only cancel and log pass
+        callbacks=Callbacks(
+            should_cancel=should_cancel,
+            log=lambda line: reporter.event("log", {"line": str(line)}),
+        ),
+        cache=dict(cache),
+    )
+    fits: dict[str, tuple[float, pd.DataFrame]] = {}
+    errors: dict[str, str] = {}
+    for name in item["names"]:
+        if should_cancel():
+            raise Cancelled("cancelled by the user")
+        label = value_label(value)
+        reporter.event("fit", {"strategy": name, "value": label, "draw": d + 1,
+                               "draws": cfg.draws})  # fmt: skip
+        t1 = time.perf_counter()
+        try:
+            fitted = get_strategy(name, job["options"].get(name)).fit(ctx)
+            val = validation_metric(
+                fitted.scorer, scn_p.split, metric=cfg.metric, k=cfg.k, device=str(dev)
+            )
+            res = evaluate(fitted.scorer, scn_p.split, job["eval_cfg"])
+            col = job["col"]
+            fits[name] = (
+                val,
+                res.per_user[["segment", "user", col]].rename(columns={col: "value"}),
+            )
+        except (ValueError, RuntimeError) as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        reporter.event("fitted", {"strategy": name, "value": label, "draw": d + 1,
+                                  "seconds": time.perf_counter() - t1})  # fmt: skip
+    # carried to the next cells when they run in this process (the "content:" keys are
+    # keyed by the data itself); a Ray worker's copy is simply dropped
+    cache.update({k: v for k, v in ctx.cache.items() if str(k).startswith("content:")})
+    return {"x": _effective_x(scn_p, cfg.factor), "fits": fits, "errors": errors}
 
 
 def _pooled(fits: list[_Fit], segment: str) -> pd.Series:

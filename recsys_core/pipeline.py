@@ -353,6 +353,8 @@ def run_strategies(
                 fitted.info["popularity_prior_validation"] = table
                 if any(w > 0 for w in weights.values()):
                     fitted.scorer = PriorBlendScorer(fitted.scorer, counts, weights)
+            # the run's own text, not the caller's: a run that encoded the text itself
+            # (the app's queue) gets the exposure choice as one handed the vectors does
             if rctx.text is not None and strategy.reads_text(request.settings):
                 # how much exposure new items get: a curve on validation, and the
                 # operating point that validates best (issue 10)

@@ -35,7 +35,7 @@ MODULES = [PACKAGE] + [
     if m.name != "__main__"  # it runs main() on import
 ]
 COMMAND_MODULES = ["validate", "demo_data", "run", "runs", "compare", "split", "evaluate", "curve"]
-SHARED_MODULES = ["common", "config", "fields"]
+SHARED_MODULES = ["common", "config", "fields", "executing"]
 
 
 def cli_imports(module: str) -> list[tuple[str, str]]:

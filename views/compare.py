@@ -226,6 +226,43 @@ def compare_usable(store, full: list[dict], baseline: str | None, metric: str, k
             broken[exc.run_id] = exc
 
 
+def seed_box(table: pd.DataFrame) -> None:
+    """Runs repeated over seeds, pooled (issue 14): the mean, how much it moves with the
+    seed, and how much with the users."""
+    from recsys_core.compare import seed_pool
+    from recsys_core.report import segment_name
+
+    pooled = seed_pool(table)
+    if pooled.empty:
+        return
+
+    def iv(lo, hi) -> str:
+        return f"[{lo:.4f}, {hi:.4f}]" if pd.notna(lo) and pd.notna(hi) else "–"
+
+    st.subheader("Over seeds")
+    view = pd.DataFrame(
+        {
+            "Strategy": pooled["strategy"],
+            "Label": pooled["label"].fillna(""),
+            "Segment": [segment_name(x) for x in pooled["segment"]],
+            "Seeds": pooled["seed_list"],
+            "Mean": pooled["value"].round(4),
+            "95% between seeds": [iv(a, b) for a, b in zip(pooled["seed_low"], pooled["seed_high"])],
+            "95% bootstrap (mean)": [iv(a, b) for a, b in zip(pooled["boot_low"], pooled["boot_high"])],
+            "Gain over best baseline": [
+                "" if pd.isna(d) else f"{d:+.4f} {iv(a, b)}"
+                for d, a, b in zip(pooled["seg_delta"], pooled["seg_delta_low"], pooled["seg_delta_high"])
+            ],
+        }
+    )  # fmt: skip
+    st.dataframe(view, hide_index=True, width="stretch", key="compare_seeds")
+    st.caption(
+        "Runs that differ only in their model seed, pooled. Between seeds: a t-interval over "
+        "the seeds' values (how much the answer moves with the seed); bootstrap: the seeds' "
+        "intervals over users, averaged. A gain that does not survive another seed is not a gain."
+    )
+
+
 def pretty_verdict(line: str) -> str:
     """'cold users, k = 3: ...' -> '**cold users, k = 3**: ...' (the engine's sentence)."""
     seg, sep, rest = line.partition(": ")
@@ -346,6 +383,7 @@ if picked is not None:
                 else "Baseline: the best baseline of each segment (marked)."
             )
         )
+        seed_box(table)
         metrics_all = stacked_metrics(full)
         figs = [("Metric by segment", charts.metric_by_segment(table, names))]
         t1, t2, t3, t4, t5 = st.tabs(

@@ -154,6 +154,41 @@ def settings_panel(device_info: dict | None):
     return values, device or "auto", int(n_boot), label.strip() or None
 
 
+def where_panel() -> tuple[tuple[int, ...] | None, str]:
+    """Seeds to repeat over, and where the runs train (issue 14)."""
+    from recsys_core.runs.executor import app_choices
+
+    c = st.columns([3, 2])
+    text = c[0].text_input(
+        "repeat over seeds (optional)",
+        key="train_seeds",
+        placeholder="e.g. 0,1,2",
+        help="One run per model seed, on the same split; Compare pools them (mean with a "
+        "between-seed interval): a gain that does not survive another seed is not a gain.",
+    )
+    seeds = None
+    if text.strip():
+        try:
+            seeds = tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            c[0].error("Write whole numbers separated by commas, e.g. 0,1,2.")
+            seeds = None
+    offered, default = app_choices()
+    seed("train_executor", default)
+    if st.session_state["train_executor"] not in offered:
+        st.session_state["train_executor"] = default
+    where = c[1].segmented_control(
+        "train on",
+        offered,
+        key="train_executor",
+        format_func={"local": "this machine", "ray": "Ray cluster"}.get,
+        help="this machine: one run after another in the app's process. Ray cluster: one "
+        "Ray task per run, in parallel, on RAY_ADDRESS (or a Ray started here); results "
+        "land in the same run store.",
+    )
+    return seeds, where or default
+
+
 def build_request(strategies, settings_values, options, device, n_boot, label, suite=True):
     from recsys_core.pipeline import RunRequest
     from recsys_core.strategies.base import ModelSettings
@@ -170,7 +205,16 @@ def build_request(strategies, settings_values, options, device, n_boot, label, s
     )
 
 
-def submit(requests) -> None:
+def submit(requests, where: str = "local", seeds=None) -> None:
+    from recsys_core.runs.executor import ExecutorConfig
+    from recsys_core.runs.seeds import repeat_over_seeds
+
+    try:
+        requests = [r for req in requests for r in repeat_over_seeds(req, seeds)]
+        executor = ExecutorConfig(kind=where)  # type: ignore[arg-type]
+    except ValueError as exc:
+        show_error(exc, "seeds")
+        return
     jm = state.jobs()
     spec = st.session_state[state.SPEC]
     split = st.session_state[state.SPLIT]
@@ -180,7 +224,9 @@ def submit(requests) -> None:
     n = 0
     for req in requests:
         try:
-            jm.submit(spec, split or scn.split.config, sh, req, root, scenario=scn)
+            jm.submit(
+                spec, split or scn.split.config, sh, req, root, scenario=scn, executor=executor
+            )
             n += len(req.strategies)
         except Exception as exc:
             show_error(exc, "the job could not be queued")
@@ -192,7 +238,7 @@ def submit(requests) -> None:
     st.rerun()
 
 
-def grid_panel(scn, settings_values, options, device, n_boot) -> None:
+def grid_panel(scn, settings_values, options, device, n_boot, where="local", seeds=None) -> None:
     """One strategy, one option, several values: one run per value, queued at once."""
     cands = [n for n, c in STRATEGIES.items() if _option_fields(c) and availability(n, scn) is None]
     with st.expander(
@@ -257,7 +303,7 @@ def grid_panel(scn, settings_values, options, device, n_boot) -> None:
             except Exception as exc:
                 show_error(exc, "grid settings")
                 return
-            submit(reqs)
+            submit(reqs, where, seeds)
 
 
 # --------------------------------------------------------------------------- live panel
@@ -401,6 +447,7 @@ else:
     picked, options, suite = strategy_picker(scn)
     device_info = state.jobs().device_info()
     settings_values, device, n_boot, label = settings_panel(device_info)
+    seeds, where = where_panel()
     from recsys_core.runs.plan import suite_additions
 
     n_suite = len(suite_additions(picked, scn)) if suite else 0
@@ -418,7 +465,7 @@ else:
         except Exception as exc:
             show_error(exc, "settings")
         else:
-            submit([req])
-    grid_panel(scn, settings_values, options, device, n_boot)
+            submit([req], where, seeds)
+    grid_panel(scn, settings_values, options, device, n_boot, where, seeds)
 st.divider()
 jobs_panel()

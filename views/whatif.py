@@ -194,11 +194,33 @@ def curve_key(scn, cfg, strategies, baselines, settings, device) -> str:
     return "whatif-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def start(scn, cfg, strategies, baselines, settings, device, key: str) -> None:
+def where_choice() -> str:
+    """Where the curve's fits run: this machine, or a Ray cluster (issue 14; offered
+    only when Ray is installed, and the default when RAY_ADDRESS is set)."""
+    from recsys_core.runs.executor import app_choices
+
+    offered, default = app_choices()
+    if len(offered) < 2:
+        return default
+    seed("whatif_executor", default)
+    if st.session_state["whatif_executor"] not in offered:
+        st.session_state["whatif_executor"] = default
+    where = st.segmented_control(
+        "fits run on",
+        offered,
+        key="whatif_executor",
+        format_func={"local": "this machine", "ray": "Ray cluster"}.get,
+        help="Ray cluster: one Ray task per value and draw, in parallel; the same points.",
+    )
+    return where or default
+
+
+def start(scn, cfg, strategies, baselines, settings, device, key: str, where="local") -> None:
     """Submit the curve as a side task of the user's JobManager. It reports through its
     TaskHandle only (never st.*) and returns {"curve": DataFrame or None, "complete":
     bool, "values_done": int}: stopped, the values already computed."""
     from recsys_core.curves import what_if_curve
+    from recsys_core.runs.executor import make_executor
     from recsys_core.training.callbacks import Callbacks, Cancelled
 
     label = FACTORS[cfg.factor]
@@ -251,6 +273,8 @@ def start(scn, cfg, strategies, baselines, settings, device, key: str) -> None:
                 n_boot=cfg.n_boot,
                 on_fit=on_fit,
                 on_point=lambda d: partial.update(curve=d),
+                # a Ray started here stays up for the server's later curves and jobs
+                executor=make_executor(where),
             )
         except Cancelled:
             df = partial["curve"]
@@ -423,6 +447,7 @@ else:
                 )
             partial = result is not None and not result["complete"]
             if result is None or partial:
+                where = where_choice()
                 c = st.columns([1, 3], vertical_alignment="center")
                 if c[0].button(
                     "Compute the full curve" if partial else "Compute curve",
@@ -430,7 +455,7 @@ else:
                     type="primary",
                     icon=":material/show_chart:",
                 ):
-                    start(scn, cfg, strategies, baselines, settings, device, key)
+                    start(scn, cfg, strategies, baselines, settings, device, key, where)
                     st.rerun()
                 c[1].caption(
                     f"{what}, in the background: you may switch pages or reload.  \n"

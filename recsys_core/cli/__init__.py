@@ -3,8 +3,9 @@
 One module per command (validate, demo_data, run, runs, compare, split, evaluate,
 curve), each with ``add_parser(subparsers)`` and its ``cmd_*`` function; what they share
 (flags, progress bar, error printing, reading the settings) is in :mod:`.common`, the
-TOML config's checks in :mod:`.config`, and the flags generated from config dataclasses
-in :mod:`.fields`. Command modules import only those, never each other.
+TOML config's checks in :mod:`.config`, the flags generated from config dataclasses
+in :mod:`.fields`, and where the fits run (``--executor``, ``--seeds``) in
+:mod:`.executing`. Command modules import only those, never each other.
 
 Errors in the user's data or settings print one clear paragraph and exit 2; nothing
 prints a traceback for them.

@@ -25,6 +25,7 @@ from recsys_core.cli.common import (
     build_request,
     names,
 )
+from recsys_core.cli.executing import add_executor_flags, executor_config
 
 # Flags of ``run`` that build_request reads but a curve does not offer: left at None.
 _UNUSED_RUN_FLAGS = ("label",)
@@ -76,6 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--json", action="store_true", help="print one JSON object per point (JSON Lines)"
     )
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_executor_flags(c)
     c.set_defaults(func=cmd_curve, **dict.fromkeys(_UNUSED_RUN_FLAGS))
     return c
 
@@ -134,6 +136,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
     req_args = argparse.Namespace(**vars(args))
     req_args.strategy = ",".join(dict.fromkeys([*strategies, *baselines]))
     spec, split, history, request = build_request(req_args)
+    exec_config = executor_config(args)
     options = {k: dict(v) for k, v in request.options.items()}
     bar = ProgressBar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
@@ -144,23 +147,30 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
     if needs_text([*strategies, *baselines], request.settings):
         text = encode_scenario_text(scn, device=device.type, callbacks=cb)
-    df = what_if_curve(
-        scn,
-        args.factor,
-        values,
-        strategies,
-        baselines,
-        request.settings,
-        draws=args.draws,
-        seed=request.settings.seed,
-        metric=args.metric,
-        k=args.k,
-        callbacks=cb,
-        options=options,
-        text=text,
-        device=device,
-        n_boot=request.n_boot,
-    )
+    from recsys_core.runs.executor import make_executor
+
+    executor = make_executor(exec_config)
+    try:
+        df = what_if_curve(
+            scn,
+            args.factor,
+            values,
+            strategies,
+            baselines,
+            request.settings,
+            draws=args.draws,
+            seed=request.settings.seed,
+            metric=args.metric,
+            k=args.k,
+            callbacks=cb,
+            options=options,
+            text=text,
+            device=device,
+            n_boot=request.n_boot,
+            executor=executor,
+        )
+    finally:
+        executor.close()
     bar.close()
     if args.json:
         from recsys_core.io_utils import json_line

@@ -20,6 +20,7 @@ from recsys_core.cli.common import (
     add_strategy_flags,
     build_request,
 )
+from recsys_core.cli.executing import add_executor_flags, executor_config, parse_seeds
 from recsys_core.io_utils import json_line
 
 
@@ -59,6 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     r.add_argument("--label", help="a label stored with the runs")
     r.add_argument(
+        "--seeds",
+        help="repeat every strategy once per model seed, e.g. 0,1,2 (the split keeps "
+        "--seed); compare pools the repeats",
+    )
+    add_executor_flags(r)
+    r.add_argument(
         "--store", help="run store folder (default ./transfer_lab_runs or $RTL_RUN_STORE)"
     )
     r.add_argument("--json", action="store_true", help="print one JSON object per run (JSON Lines)")
@@ -73,8 +80,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         encode_scenario_text,
         load_scenario,
         plan_request,
-        run_strategies,
     )
+    from recsys_core.runs.executor import make_executor
+    from recsys_core.runs.seeds import create_runs, repeat_over_seeds
     from recsys_core.runs.store import RunStore
     from recsys_core.strategies.registry import needs_text
     from recsys_core.training.callbacks import Callbacks
@@ -82,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     spec, split, history, request = build_request(args)
+    seeds = parse_seeds(args.seeds)
+    exec_config = executor_config(args)
     store = RunStore(args.store)  # a store that cannot be written is refused before any work
     bar = ProgressBar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
@@ -99,22 +109,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     t_load = time.perf_counter() - t0
-    request = plan_request(request, scn, store)
+    # one planned request per seed (each with its suite baselines, or their reused runs)
+    requests = [plan_request(r, scn, store) for r in repeat_over_seeds(request, seeds)]
     text = None
     t1 = time.perf_counter()
     # encode only what some strategy reads: the registry's declarations decide
-    if needs_text([n for n in request.strategies if n not in request.reuse], request.settings):
+    trained = {n for r in requests for n in r.strategies if n not in r.reuse}
+    if needs_text(sorted(trained), request.settings):
         device = choose_device(request.device)
         text = encode_scenario_text(scn, device=device.type, callbacks=cb)
     t_text = time.perf_counter() - t1
-    outcomes = run_strategies(
-        scn,
-        request,
-        store,
-        text=text,
-        callbacks=cb,
-        seconds_so_far={"load": t_load, "encode_text": t_text},
-    )
+    batches = [(r, create_runs(store, scn, r)) for r in requests]
+    executor = make_executor(exec_config)
+    try:
+        per_batch = executor.run_batches(
+            scn,
+            batches,
+            store,
+            text=text,
+            callbacks=cb,
+            seconds_so_far={"load": t_load, "encode_text": t_text},
+        )
+    finally:
+        executor.close()
+    outcomes = [o for batch in per_batch for o in batch]
     bar.close()
     failed = 0
     for o in outcomes:

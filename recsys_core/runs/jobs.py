@@ -26,6 +26,12 @@ Lifecycle of one job (:meth:`JobManager.submit`):
 3. :meth:`JobManager.cancel` sets the job's event, which the engine polls through
    ``Callbacks.should_cancel``; a queued job is cancelled before it starts.
 
+Where the runs train is the job's executor (:mod:`recsys_core.runs.executor`, issue
+14): ``local`` trains in the worker thread, as always; ``ray`` hands each strategy to a
+Ray task, and the worker thread drives it (progress into the store, cancel, results
+written into the store here). Jobs on Ray do not wait for each other: each gets its own
+driver thread, and the cluster's scheduler shares the CPUs and GPUs out.
+
 Side tasks (:meth:`JobManager.start_task`: a UMAP fit, a what-if curve) run in their own
 threads and report through a :class:`TaskHandle` (progress kept in memory, a cancel
 flag), so they too survive a reload.
@@ -56,6 +62,7 @@ if TYPE_CHECKING:  # imported lazily at run time (torch behind them)
     from recsys_core.data.scenario import Scenario
     from recsys_core.data.split_types import SplitConfig
     from recsys_core.pipeline import RunRequest, ScenarioSpec
+    from recsys_core.runs.executor import Executor, ExecutorConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class _Job:
     scenario: Any
     submitted_at: float
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    executor: Any = None
+    """the job's ExecutorConfig (None: the manager's)."""
     state: JobState = "queued"
     phase: str = "queued"
     error: str | None = None
@@ -138,11 +147,20 @@ class JobManager:
         name: names the threads (logs, profilers).
         owner: recorded on every run this manager creates (``RunStore`` column "owner");
             None for a manager that belongs to nobody in particular (tests, scripts).
+        executor: where jobs train unless :meth:`submit` says otherwise
+            (:class:`~recsys_core.runs.executor.ExecutorConfig`); None: local.
     """
 
-    def __init__(self, name: str = "session", owner: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "session",
+        owner: str | None = None,
+        executor: ExecutorConfig | None = None,
+    ) -> None:
         self.name = name
         self.owner = owner
+        self.executor = executor
+        self._executors: dict[Any, Executor] = {}
         self._closing = threading.Event()
         self._exit_hook = False
         self._threads: list[threading.Thread] = []
@@ -169,6 +187,7 @@ class JobManager:
         store_root: str | Path,
         *,
         scenario: Scenario | None = None,
+        executor: ExecutorConfig | None = None,
     ) -> str:
         """Queue one job (one run per strategy of ``request``) and return its id.
 
@@ -181,6 +200,7 @@ class JobManager:
             store_root: the run store folder the runs land in.
             scenario: the scenario already loaded from ``spec`` with these settings (the
                 app's Data page holds one); None loads it here, synchronously.
+            executor: where this job trains; None: the manager's executor.
 
         Returns:
             The job id. The runs exist in the store (status "queued", or "failed" with
@@ -218,6 +238,7 @@ class JobManager:
                 request=request,
                 scenario=scenario,
                 submitted_at=time.time(),
+                executor=executor if executor is not None else self.executor,
             )
             self._jobs[job_id] = job
             if load_error is not None:
@@ -361,6 +382,13 @@ class JobManager:
         alive = [t.name for t in threads if t.is_alive()]
         if alive:
             log.warning("threads still running at exit: %s", ", ".join(alive))
+        with self._lock:
+            executors, self._executors = list(self._executors.values()), {}
+        for ex in executors:  # a Ray started by this process is stopped with it
+            try:
+                ex.close()
+            except Exception:  # pragma: no cover - a cluster gone at exit
+                log.exception("could not close the %s executor", ex.name)
         return not alive
 
     # ------------------------------------------------------------------ reading
@@ -424,12 +452,24 @@ class JobManager:
             job = self._queue.get()
             if job is None:
                 return
-            try:
-                self._run(job)
-            except Exception:  # pragma: no cover - _run already records every failure
-                log.exception("job %s crashed", job.job_id)
-            finally:
-                job.scenario = None  # let the scenario go once the job is over
+            if self._kind(job) == "ray":  # the cluster schedules: do not wait for it
+                t = threading.Thread(
+                    target=self._run_guarded, args=(job,), name=f"rtl-ray-{job.job_id}",
+                    daemon=True,
+                )  # fmt: skip
+                with self._lock:
+                    self._watch(t)
+                t.start()
+                continue
+            self._run_guarded(job)
+
+    def _run_guarded(self, job: _Job) -> None:
+        try:
+            self._run(job)
+        except Exception:  # pragma: no cover - _run already records every failure
+            log.exception("job %s crashed", job.job_id)
+        finally:
+            job.scenario = None  # let the scenario go once the job is over
 
     def _set(self, job: _Job, **kw: Any) -> None:
         with self._lock:
@@ -451,7 +491,6 @@ class JobManager:
                 self._set(job, finished_at=time.time())
             return
         try:
-            from recsys_core.pipeline import run_strategies
             from recsys_core.training.callbacks import Callbacks, Cancelled
         except Exception as exc:  # a broken installation: say so on every run
             self._fail_job(
@@ -463,14 +502,15 @@ class JobManager:
         request, scn = job.request, job.scenario
         try:
             self._set(job, phase="train")
-            # The item text is encoded by the pipeline inside the first run that reads
-            # it (its own step, with progress, charged to that run), not up front.
-            outcomes = run_strategies(
+            executor = self._executor(job)
+            # The item text is encoded inside the first run that reads it (its own
+            # step, with progress, charged to that run), not up front; on Ray, once in
+            # this thread, then shared through the object store.
+            (outcomes,) = executor.run_batches(
                 scn,
-                request,
+                [(request, list(job.run_ids))],
                 store,
                 callbacks=Callbacks(should_cancel=should_cancel, log=lambda line: log.info(line)),
-                run_ids=list(job.run_ids),
                 encode_text=needs_text(request),
             )
         except Cancelled:
@@ -516,6 +556,24 @@ class JobManager:
                 )
             except Exception:  # the runs are saved: a failed follow-up is only logged
                 log.exception("after-job hook of %s failed", job.job_id)
+
+    def _kind(self, job: _Job) -> str:
+        """ "local" or "ray": where ``job`` trains."""
+        from recsys_core.runs.executor import ExecutorConfig
+
+        return (job.executor or self.executor or ExecutorConfig()).resolved()
+
+    def _executor(self, job: _Job) -> Executor:
+        """The executor of ``job``'s config, made once per config and kept (a Ray
+        connection is made once per process)."""
+        from recsys_core.runs.executor import ExecutorConfig, make_executor
+
+        config = job.executor or self.executor or ExecutorConfig()
+        with self._lock:
+            ex = self._executors.get(config)
+            if ex is None:
+                ex = self._executors[config] = make_executor(config)
+            return ex
 
     def _why_cancelled(self, started: bool = True) -> str:
         if self._closing.is_set():
@@ -759,9 +817,11 @@ class JobRegistry:
     scenario is dropped), and the registry lives as long as the server.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, executor: ExecutorConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._managers: dict[str, JobManager] = {}
+        self.executor = executor
+        """every manager's default executor (the app: "auto", so RAY_ADDRESS decides)."""
 
     def manager(self, owner: str) -> JobManager:
         """The JobManager of ``owner``, created on first use.
@@ -774,7 +834,9 @@ class JobRegistry:
         with self._lock:
             jm = self._managers.get(owner)
             if jm is None:
-                jm = self._managers[owner] = JobManager(owner[:8], owner=owner)
+                jm = self._managers[owner] = JobManager(
+                    owner[:8], owner=owner, executor=self.executor
+                )
                 jm.after_job = _precompute_maps
             return jm
 
