@@ -48,7 +48,8 @@ CHILD = textwrap.dedent(
     spec = ScenarioSpec(target_interactions=data, name="tiny", owner="sid-sigkill")
     split = SplitConfig(cold_user_frac=0.2, cold_ks=(0, 1, 3), cold_item_frac=0.1)
     jm = JobManager("sigkill", owner=owner)
-    req = request("popularity", "target-only", "ease", epochs=2000)
+    # one worker: the runs go one after the other, so the order above holds
+    req = request("popularity", "target-only", "ease", epochs=2000, workers=1)
     job = jm.submit(spec, split, "before-target", req, root)
     print(json.dumps(jm.get(job).run_ids), flush=True)
     time.sleep(600)
