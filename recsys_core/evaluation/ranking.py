@@ -204,8 +204,13 @@ def _shared_order_topk(
     rank_of = np.empty(n, dtype=np.int64)
     rank_of[order] = np.arange(n, dtype=np.int64)
     width = np.int64(n + 1)
+    ex_rows = ex_rows.astype(np.int64)
+    pos = rank_of[ex_cols.astype(np.int64)]
+    # a user's k-th free position is below k + (its exclusions): deeper ones change
+    # nothing, and most of a long history lies deeper (fewer keys to sort)
+    near = pos < kk + np.bincount(ex_rows, minlength=n_rows)[ex_rows]
     # sorted unique (user, position) keys: rows ascending, positions ascending per row
-    keys = np.unique(ex_rows.astype(np.int64) * width + rank_of[ex_cols.astype(np.int64)])
+    keys = np.unique(ex_rows[near] * width + pos[near])
     rows = keys // width
     starts = np.searchsorted(rows, np.arange(n_rows + 1, dtype=np.int64))
     within = np.arange(len(keys), dtype=np.int64) - starts[rows]
