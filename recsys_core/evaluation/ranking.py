@@ -14,7 +14,7 @@ Ordering contract (what makes results reproducible across devices and batch size
 
 Ties are resolved exactly, not by adding ``item_index * epsilon`` to the scores (which
 does nothing when scores are large and reorders distinct scores when they are close).
-The same answer comes out of one of three paths:
+The same answer comes out of one of three paths (and a fourth, below):
 
 * fast path: ``torch.topk`` for k + 1 values. A row whose k + 1 largest values are all
   distinct and none of whose k largest is the mask value has no tie that matters, so
@@ -232,7 +232,9 @@ def _rank_one_row(row: torch.Tensor) -> np.ndarray:
 
 def _rows_identical(scores: torch.Tensor) -> bool:
     """Every row equal to the first (exactly; -0.0 equals 0.0, NaN equals nothing)."""
-    return scores.shape[0] > 1 and bool((scores == scores[:1]).all())
+    if scores.shape[0] < 2 or not bool((scores[-1] == scores[0]).all()):
+        return False  # one row's check first: rows of a real model differ at once
+    return bool((scores == scores[:1]).all())
 
 
 def _select(
