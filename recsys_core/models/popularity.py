@@ -37,6 +37,10 @@ class Popularity:
         n_items: catalogue size.
     """
 
+    user_independent = True
+    """The same scores for every user: the ranking ranks the catalogue once for all
+    (recsys_core/evaluation/ranking.py, the shared order)."""
+
     def __init__(self, config: PopularityConfig | None = None) -> None:
         self.config = config or PopularityConfig()
         self.counts: torch.Tensor | None = None

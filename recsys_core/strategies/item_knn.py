@@ -14,7 +14,9 @@ popularity prior takes over (:mod:`recsys_core.strategies.prior`). ``neighbours`
 (:func:`recsys_core.models.tune_on_validation`).
 
 The similarity is built block by block (``block`` columns at a time), so memory is
-``n_items * block`` floats for the block plus the kept neighbours, never ``n_items^2``.
+``n_items * block`` floats for the block plus the kept neighbours, never ``n_items^2``;
+the block shrinks to the model memory budget, and a catalogue whose kept neighbours
+cannot fit is refused before anything is allocated (:func:`recsys_core.memory.knn_block_columns`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys_core.memory import knn_block_columns
 from recsys_core.strategies.base import Context, Fitted, Strategy, StrategyConfig
 
 
@@ -54,9 +57,12 @@ class ItemKNN:
         norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel()).astype(np.float32)
         Xt = X.T.tocsr()
         kk = min(self.neighbours, max(n - 1, 1))
+        # sized before anything is allocated: a block of ``block`` columns is n * block
+        # cells, 40 GB for a 10M-item catalogue at 1,024 (issue 12)
+        block = knn_block_columns(n, kk, self.block)
         rows, cols, vals = [], [], []
-        for j0 in range(0, n, self.block):
-            j1 = min(j0 + self.block, n)
+        for j0 in range(0, n, block):
+            j1 = min(j0 + block, n)
             co = (Xt @ X[:, j0:j1]).toarray()  # (n, b) co-occurrence counts
             sim = co / (norms[:, None] * norms[None, j0:j1] + self.shrink + 1e-9)
             sim[np.arange(j0, j1), np.arange(j1 - j0)] = 0.0  # no item is its own neighbour

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from recsys_core.memory import check_full_softmax
 from recsys_core.models.two_tower import TwoTower
 from recsys_core.training.callbacks import Callbacks, ProgressEvent
 from recsys_core.training.optim import Adam, RowAdam
@@ -410,6 +411,8 @@ def train(
     restores them at the end. ``params`` restricts what is optimised (frozen layers).
     Raises :class:`Cancelled` when the callbacks ask to stop.
     """
+    # a full softmax too large for memory is refused now, not at the first step (issue 12)
+    check_full_softmax(domains, cfg)
     cb = callbacks or Callbacks()
     device = torch.device(device)
     seed_global(cfg.seed)  # CUDA sampling draws from the global generator (gen_for)

@@ -1,6 +1,7 @@
 """Cold-item AUC and cold-catalogue ranking on hand-computed cases, ties included."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -64,3 +65,59 @@ def test_cold_catalogue_ranks_cold_items_among_themselves_ties_by_index():
     assert pu.loc[0, "auc"] == pytest.approx(0.75)
     # user 1: truth {3} ranked last among cold items -> AUC 0, recall@2 0
     assert pu.loc[1, "auc"] == 0 and pu.loc[1, "recall@2"] == 0
+
+
+def test_counted_auc_and_topk_equal_the_rank_and_sort_versions(monkeypatch):
+    # the AUC by counting and the list by the ranking's top-k replaced a full rankdata
+    # and argsort of every row (issue 13): bit for bit the same numbers, ties included
+    from scipy.stats import rankdata
+
+    import recsys_core.evaluation.cold_items as ci
+
+    rng = np.random.default_rng(1)
+    n, m = 70, 23
+    scores = rng.integers(0, 5, size=(n, m)).astype(np.float32)  # ties everywhere
+    scores[::3] = rng.normal(size=(len(scores[::3]), m))
+    scores[5, [1, 2]] = -0.0
+    pos = rng.random((n, m)) < 0.15
+    pos[0], pos[1] = False, True  # no positive; no negative
+    s64 = scores.astype(np.float64)
+    ranks = rankdata(s64, method="average", axis=1)
+    n_pos = pos.sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        old = ((ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * (m - n_pos))
+    old[(n_pos == 0) | (n_pos == m)] = np.nan
+    monkeypatch.setattr(ci, "_PAIR_BLOCK", 50)  # several blocks of positives
+    np.testing.assert_array_equal(cold_item_auc(scores, pos), old)
+
+    cold = np.sort(rng.choice(40, size=m, replace=False))
+    full = np.zeros((n, 40), np.float32)
+    full[:, cold] = scores
+    truth = sp.lil_matrix((n, 40), dtype=np.float32)
+    for i, j in zip(*np.nonzero(pos)):
+        truth[i, cold[j]] = 1.0
+    hist = sp.csr_matrix((n, 40), dtype=np.float32)
+    pu = cold_catalogue_per_user(Fixed(full), np.arange(n), hist, truth.tocsr(), cold, (5, 10))
+    lists = cold[np.argsort(-scores, axis=1, kind="stable")[:, :10]]
+    from recsys_core.evaluation.metrics import ranking_metrics
+
+    want = ranking_metrics(lists, truth.tocsr(), (5, 10), users=np.arange(n))
+    np.testing.assert_array_equal(pu.drop(columns="auc").to_numpy(), want.to_numpy())
+
+
+def test_a_user_independent_scorer_is_asked_for_one_row():
+    class Shared(Fixed):
+        user_independent = True
+
+        def score(self, users, history):
+            self.asked = getattr(self, "asked", 0) + len(users)
+            return self.rows[[0] * len(users)]
+
+    rows = np.array([[9, 9, 0.2, 0.7, 9, 0.7]] * 2)
+    truth = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0]], dtype=np.float32))
+    hist = sp.csr_matrix((2, 6), dtype=np.float32)
+    args = (np.array([0, 1]), hist, truth, np.array([2, 3, 5]), (1, 2))
+    scorer = Shared(rows)
+    shared = cold_catalogue_per_user(scorer, *args)
+    assert scorer.asked == 1
+    pd.testing.assert_frame_equal(shared, cold_catalogue_per_user(Fixed(rows), *args))

@@ -185,3 +185,55 @@ def test_cuda_gives_the_same_lists_as_cpu():
     cpu = topk_full_ranking(DotScorer(u, v), users, hist, hist, k=10)
     gpu = topk_full_ranking(DotScorer(u, v), users, hist, hist, k=10, device="cuda")
     np.testing.assert_array_equal(cpu, gpu)
+
+
+class SharedScorer:
+    """The same row for every user; optionally declares it (``user_independent``)."""
+
+    def __init__(self, row, declared):
+        self.row = torch.as_tensor(row)
+        self.user_independent = declared
+        self.users_scored = 0
+
+    def score(self, users, history):
+        self.users_scored += len(users)
+        return self.row.unsqueeze(0).expand(len(users), -1).clone()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("declared", [True, False])
+def test_one_shared_score_row_ranks_as_the_exact_path(dtype, declared):
+    # popularity-like counts (ties everywhere), -0.0, -inf, and users excluding
+    # everything, nothing, duplicates, and more than the catalogue minus k
+    rng = np.random.default_rng(3)
+    n_users, n_items = 60, 35
+    row = rng.integers(0, 6, n_items).astype(np.float64)
+    if dtype is not np.int32:
+        row[[3, 7]] = -0.0
+        row[[4, 9]] = -np.inf
+    row = row.astype(dtype)
+    dense = rng.random((n_users, n_items)) < rng.random((n_users, 1))
+    dense[0, :], dense[1, :] = True, False
+    rows, cols = np.nonzero(dense)
+    rows, cols = np.concatenate([rows, rows[:20]]), np.concatenate([cols, cols[:20]])
+    excl = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), (n_users, n_items))
+    excl.sum_duplicates()
+    scorer = SharedScorer(row, declared)
+    users = np.arange(n_users, dtype=np.int64)
+    got = topk_full_ranking(scorer, users, excl, excl, k=12, batch_size=16)
+    want = reference_topk(np.tile(row.astype(np.float64), (n_users, 1)),
+                          [excl[i].indices for i in range(n_users)], 12)  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+    # the packed path of the old code gives the same lists (it ranks each row alone)
+    for i in range(0, n_users, 9):
+        one = topk_full_ranking(SharedScorer(row, False), users[i : i + 1], excl[i], excl[i], 12)
+        np.testing.assert_array_equal(one[0], want[i])
+    # a declared scorer is asked for one row, not one per user
+    assert scorer.users_scored == (1 if declared else n_users)
+
+
+def test_declared_shared_row_with_nan_still_refused():
+    row = np.array([1.0, np.nan, 2.0], np.float32)
+    hist = sp.csr_matrix((3, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="NaN"):
+        topk_full_ranking(SharedScorer(row, True), np.arange(3), hist, hist, k=2)
