@@ -396,7 +396,7 @@ def jobs_panel() -> None:
         st.subheader("Queue and progress")
         if not jobs:
             st.caption(
-                "No jobs yet. Jobs run one after another in the background and stay here "
+                "No jobs yet. Jobs train in the background and stay here "
                 "when you switch pages or reload."
             )
             return
@@ -432,7 +432,9 @@ def jobs_panel() -> None:
 # --------------------------------------------------------------------------- page
 
 page_header(
-    "Train", "Choose strategies and options; runs train in the background, one after another."
+    "Train",
+    "Choose strategies and options; runs train in the background, side by side on this "
+    "machine's cores (or on a Ray cluster).",
 )
 show_flash()
 scn = state.scenario()
