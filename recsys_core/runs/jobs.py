@@ -542,13 +542,8 @@ class JobManager:
         else:
             state = "failed"
         errors = [o.error for o in outcomes if o.error and o.status == "failed"]
-        self._set(
-            job,
-            state=state,
-            phase=state,
-            error=errors[0] if state == "failed" and errors else None,
-            finished_at=time.time(),
-        )
+        # The follow-up tasks are queued before the job says "done", so whoever waits for
+        # the job finds them (a page would otherwise start the same map a second time).
         if self.after_job is not None and state == "done":
             try:
                 self.after_job(
@@ -556,6 +551,13 @@ class JobManager:
                 )
             except Exception:  # the runs are saved: a failed follow-up is only logged
                 log.exception("after-job hook of %s failed", job.job_id)
+        self._set(
+            job,
+            state=state,
+            phase=state,
+            error=errors[0] if state == "failed" and errors else None,
+            finished_at=time.time(),
+        )
 
     def _kind(self, job: _Job) -> str:
         """ "local" or "ray": where ``job`` trains."""
