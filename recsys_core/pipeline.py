@@ -431,9 +431,9 @@ def run_strategies(
                 index=i,
                 name=name,
                 steps=frozenset(steps),
-                # unknown run times: keep the request's order (the suite's id-only
-                # baselines first, while the first text reader encodes the text)
-                cost=expected.get(name) or -float(i),
+                # the store's typical seconds, else the class's hint (distill's hint
+                # counts the fine-tune it starts from: the longest chain starts first)
+                cost=expected.get(name) or strategy.cost_hint,
                 run=lambda r=run_id, n=name, c=charged: fit_one(r, n, c),
                 skip=lambda r=run_id, n=name: skipped(r, n),
             )

@@ -122,6 +122,7 @@ class AdaptStrategy(Strategy):
     name = "adapt"
     Config = AdaptConfig
     needs_source = True
+    cost_hint = 55.0
     summary = "Train on source and target together and align their item distributions (MMD, CORAL or DANN)."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

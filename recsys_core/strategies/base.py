@@ -348,6 +348,10 @@ class Strategy(ABC):
     (:mod:`recsys_core.strategies.prior`); off for popularity itself and for strategies
     that already blend with it."""
     summary: ClassVar[str] = ""
+    cost_hint: ClassVar[float] = 10.0
+    """rough seconds of one run on the ML-1M -> ML-100K demo on a 2-core CPU, shared
+    steps included; only orders the runs of a call longest first when the run store has
+    no timings of its own (:mod:`recsys_core.runs.parallel`)."""
 
     def __init__(self, config: StrategyConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -64,6 +64,7 @@ class PopularityStrategy(Strategy):
     text_models = None
     in_suite = True
     blends_prior = False  # it *is* the prior
+    cost_hint = 0.2
     summary = "Everyone gets the most-interacted target items. Hard to beat for thin histories."
 
     def fit(self, ctx: Context) -> Fitted:
@@ -84,6 +85,7 @@ class TextZeroShotStrategy(Strategy):
     kind = "baseline"
     requires_text = True
     in_suite = True
+    cost_hint = 2.0
     summary = "No training: a user is the mean text vector of their history, scored by cosine."
 
     def fit(self, ctx: Context) -> Fitted:
@@ -111,6 +113,7 @@ class TargetOnlyStrategy(Strategy):
     kind = "baseline"
     text_models = frozenset({"two-tower"})  # bpr-mf, ease and ials are id-only
     in_suite = True
+    cost_hint = 20.0
     summary = "Train on the target alone: the two-tower, BPR-MF, or the strong EASE / iALS."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

@@ -77,6 +77,7 @@ class ContentMapStrategy(Strategy):
     Config = ContentMapConfig
     kind = "baseline"
     requires_text = True
+    cost_hint = 14.0
     summary = "iALS plus a ridge map from item text to item factors, for items nobody used yet."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

@@ -104,6 +104,7 @@ class DistillStrategy(Strategy):
     name = "distill"
     Config = DistillConfig
     needs_source = True
+    cost_hint = 90.0
     summary = "A wide teacher (source, then target) teaches a small student on the target: smaller, faster to serve."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

@@ -30,6 +30,7 @@ class EASEStrategy(Strategy):
     kind = "baseline"
     text_models = None
     in_suite = True
+    cost_hint = 4.0
     summary = "EASE: closed-form item-item regression on the target; l2 chosen on validation."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

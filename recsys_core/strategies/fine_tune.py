@@ -98,6 +98,7 @@ class FineTuneStrategy(Strategy):
     name = "fine-tune"
     Config = FineTuneConfig
     needs_source = True
+    cost_hint = 34.0
     summary = "Pre-train on the source, carry shared items, users and the text tower over, train on the target."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

@@ -96,6 +96,7 @@ class FusionStrategy(Strategy):
     name = "fusion"
     Config = FusionConfig
     requires_text = True
+    cost_hint = 3.0
     summary = "Blend the target-only collaborative model with the text zero-shot model; weight chosen on validation."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

@@ -29,6 +29,7 @@ class IALSStrategy(Strategy):
     kind = "baseline"
     text_models = None
     in_suite = True
+    cost_hint = 12.0
     summary = "iALS: implicit alternating least squares on the target; tuned on validation."
 
     def shared_steps(self, settings: ModelSettings) -> frozenset[str]:

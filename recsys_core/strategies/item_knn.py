@@ -126,6 +126,7 @@ class ItemKNNStrategy(Strategy):
     kind = "baseline"
     text_models = None
     in_suite = True
+    cost_hint = 5.0
     summary = "Item-kNN: cosine item-item neighbours with shrinkage; strong for short histories."
 
     def fit(self, ctx: Context) -> Fitted:

@@ -228,6 +228,7 @@ class MappingStrategy(Strategy):
     text_models = None
     # its scorer already blends the map with the popularity prior per k, on validation
     blends_prior = False
+    cost_hint = 20.0
     summary = (
         "EMCDR: factorise source and target separately, learn a map from source to target "
         "user vectors on warm shared users, and recommend to cold shared users with no "
