@@ -107,21 +107,14 @@ def stop_server(srv: dict, timeout: float = 60) -> str:
     return text
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(tmp_path_factory)
-    yield srv
-    stop_server(srv, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def load_demo_ml100k(page, url: str) -> None:
+    """Open the app at ``url`` and load the built-in ML-100K demo on the Data page."""
+    page.goto(url)
+    page.get_by_text("Built-in demo").first.wait_for()
+    idle(page)
+    page.locator(".st-key-data_demo_ml100k button").click()
+    page.get_by_text("Test users per segment").first.wait_for(timeout=120_000)
+    idle(page)
 
 
 def shot(page, name: str) -> None:
@@ -315,12 +308,7 @@ def test_a_reload_during_a_run_brings_back_its_progress_and_cancel(
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = ctx.new_page()
         page.set_default_timeout(60_000)
-        page.goto(srv["url"])
-        page.get_by_text("Built-in demo").first.wait_for()
-        idle(page)
-        page.locator(".st-key-data_demo_ml100k button").click()
-        page.get_by_text("Test users per segment").first.wait_for(timeout=120_000)
-        idle(page)
+        load_demo_ml100k(page, srv["url"])
         assert re.search(r"[?&]user=[A-Za-z0-9_-]{16}", page.url), page.url
 
         # Two long jobs of target-only (BPR-MF, no text model): the second waits its turn.

@@ -27,6 +27,7 @@ from tests.browser.test_browser import (
     choose,
     goto,
     idle,
+    load_demo_ml100k,
     shot,
     start_server,
     stop_server,
@@ -61,12 +62,7 @@ def test_a_finished_run_opens_on_its_umap_map_without_a_click(maps_server) -> No
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = ctx.new_page()
         page.set_default_timeout(60_000)
-        page.goto(maps_server["url"])
-        page.get_by_text("Built-in demo").first.wait_for()
-        idle(page)
-        page.locator(".st-key-data_demo_ml100k button").click()
-        page.get_by_text("Test users per segment").first.wait_for(timeout=120_000)
-        idle(page)
+        load_demo_ml100k(page, maps_server["url"])
 
         # Train popularity and target-only with BPR-MF (no text model), as test_browser.
         goto(page, "Train")

@@ -33,13 +33,9 @@ import pytest
 
 from tests.browser.test_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     goto,
     idle,
     shot,
-    start_server,
-    stop_server,
 )
 
 pytestmark = pytest.mark.browser
@@ -121,23 +117,6 @@ def listener():
     srv = Listener()
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(tmp_path_factory)
-    yield srv
-    stop_server(srv, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def watch(page, dialogs: list[str]) -> None:
