@@ -313,8 +313,7 @@ def run_strategies(
             text_state["value"] = value
         return value
 
-    def fit_one(run_id: str, name: str, charged: dict) -> RunOutcome:
-        strategy = get_strategy(name, request.options.get(name))
+    def fit_one(run_id: str, name: str, strategy, charged: dict) -> RunOutcome:
         store.set_status(run_id, "running")
         clock = _StageClock()
 
@@ -434,7 +433,7 @@ def run_strategies(
                 # the store's typical seconds, else the class's hint (distill's hint
                 # counts the fine-tune it starts from: the longest chain starts first)
                 cost=expected.get(name) or strategy.cost_hint,
-                run=lambda r=run_id, n=name, c=charged: fit_one(r, n, c),
+                run=lambda r=run_id, n=name, st=strategy, c=charged: fit_one(r, n, st, c),
                 skip=lambda r=run_id, n=name: skipped(r, n),
             )
         )

@@ -107,7 +107,6 @@ def run_tasks(
     ``on_change(fn)``: registers ``fn`` to be called when a shared step finishes, so a
     waiting worker looks again at once (it also looks every half second).
     """
-    order = sorted(tasks, key=lambda t: (-t.cost, t.index))
     results: dict[int, Any] = {}
     if workers <= 1:
         stopped = False
@@ -123,7 +122,7 @@ def run_tasks(
                 stopped = True
         return [results[i] for i in sorted(results)]
 
-    pending = list(order)
+    pending = sorted(tasks, key=lambda t: (-t.cost, t.index))  # longest first
     cond = threading.Condition()
     state = {"stopped": False}
     if on_change is not None:
