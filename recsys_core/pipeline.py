@@ -250,9 +250,11 @@ def run_strategies(
       progress), and ``fit`` is the rest of its fitting.
     * anything else in ``seconds_so_far`` (e.g. ``load``): the first run trained.
     """
+    from recsys_core.allocator import tune_allocator
     from recsys_core.evaluation.evaluate import EvalConfig, ValidationSet, evaluate
     from recsys_core.strategies.registry import needs_text
 
+    tune_allocator()  # every caller (CLI, app job, Ray task) trains with the same malloc
     cb = callbacks or Callbacks()
     device = choose_device(request.device)
     dev_label = describe_device(device)

@@ -17,6 +17,7 @@ import argparse
 import sys
 import typing
 
+from recsys_core.allocator import tune_allocator
 from recsys_core.cli import (
     compare,
     curve,
@@ -74,6 +75,7 @@ def _command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """The console script ``transfer-lab`` (``recsys_core.cli:main``): the exit status."""
+    tune_allocator()  # before the data are read: the thresholds apply to later blocks
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command(argv)
     known = {"validate", "demo-data", "runs", "compare", "split", "evaluate"}
