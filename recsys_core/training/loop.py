@@ -292,9 +292,13 @@ def _bpr_mf_step(
     if row_updates is not None:  # lazy Adam: hand over the touched rows only
         row_updates.extend([(0, users, g_u), (1, both, g_i), (2, both, g_b)])
         return loss
-    U.grad = torch.zeros_like(U).index_add_(0, users, g_u)
-    item_emb.grad = torch.zeros_like(item_emb).index_add_(0, both, g_i)
-    b.grad = torch.zeros_like(b).index_add_(0, both, g_b)
+    # the previous step's gradient buffers are reused: Adam has read them already
+    for table, rows, grads in ((U, users, g_u), (item_emb, both, g_i), (b, both, g_b)):
+        if table.grad is None or table.grad.shape != table.shape:
+            table.grad = torch.zeros_like(table)
+        else:
+            table.grad.zero_()
+        table.grad.index_add_(0, rows, grads)
     return loss
 
 

@@ -1,4 +1,5 @@
-"""A plain Adam over a list of dense tensors, written with torch's ``_foreach`` kernels.
+"""A plain Adam over a list of dense tensors: torch's fused Adam kernel where the device
+has one, its ``_foreach`` kernels otherwise.
 
 Why not ``torch.optim.Adam``: constructing any built-in optimizer imports
 ``torch._dynamo`` (about 2 s on a laptop CPU), which is a large share of a 6-second
@@ -26,6 +27,12 @@ class Adam:
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = 0
+        # the fused kernel reads the step count from a float tensor beside each parameter
+        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        self._fused = hasattr(torch, "_fused_adam_") and all(
+            p.dtype == self.params[0].dtype and p.device == self.params[0].device
+            for p in self.params
+        )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -33,12 +40,31 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        live = [(p, m, v) for p, m, v in zip(self.params, self.m, self.v) if p.grad is not None]
+        live = [
+            (p, m, v, s)
+            for p, m, v, s in zip(self.params, self.m, self.v, self._steps)
+            if p.grad is not None
+        ]
         if not live:
             return
-        ps, ms, vs = (list(x) for x in zip(*live))
+        ps, ms, vs, ss = (list(x) for x in zip(*live))
         grads = [p.grad for p in ps]
         self.t += 1
+        if self._fused:
+            # One kernel for the whole update where torch has it (CPU and CUDA): the
+            # _foreach_ sequence below is seven passes over every table, 0.25 ms of a
+            # 0.75 ms BPR-MF step on ML-100K against 0.07 ms fused (issue 13). Same
+            # arithmetic (bias-corrected Adam, eps outside the square root).
+            try:
+                for s in ss:
+                    s.fill_(self.t)
+                torch._fused_adam_(
+                    ps, grads, ms, vs, [], ss, lr=self.lr, beta1=self.b1, beta2=self.b2,
+                    weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False,
+                )  # fmt: skip
+                return
+            except (RuntimeError, NotImplementedError):
+                self._fused = False  # a device without the kernel: the portable path
         torch._foreach_lerp_(ms, grads, 1 - self.b1)
         torch._foreach_mul_(vs, self.b2)
         torch._foreach_addcmul_(vs, grads, grads, 1 - self.b2)
