@@ -136,3 +136,32 @@ def test_full_softmax_loss_matches_cross_entropy():
         assert torch.allclose(got, ref, atol=1e-6)
         for t, w in zip((u, v, b), want):
             assert torch.allclose(t.grad, w, atol=1e-6)
+
+
+def test_full_softmax_loss_in_blocks_matches_cross_entropy(monkeypatch):
+    """Blocks of 16 rows over 40 (the last one short), a loss weight (the backward's
+    incoming gradient) and a frozen item table: the value and gradients of the composite."""
+    import torch.nn.functional as F
+
+    from recsys_core.training.loop import FullSoftmaxLoss
+
+    monkeypatch.setattr(FullSoftmaxLoss, "BLOCK_BYTES", 16 * 4 * 13)  # 16 rows of 13 items
+    g = torch.Generator().manual_seed(5)
+    for frozen_items in (False, True):
+        u = torch.randn(40, 6, generator=g, requires_grad=True)
+        v = torch.randn(13, 6, generator=g, requires_grad=not frozen_items)
+        b = torch.randn(13, generator=g, requires_grad=True)
+        y = torch.randint(13, (40,), generator=g)
+        ref = 0.7 * F.cross_entropy(torch.addmm(b, u, v.T) / 0.8, y)
+        ref.backward()
+        want = [None if t.grad is None else t.grad.clone() for t in (u, v, b)]
+        for t in (u, v, b):
+            t.grad = None
+        got = 0.7 * FullSoftmaxLoss.apply(u, v, b, y, 0.8)
+        got.backward()
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+        for t, w in zip((u, v, b), want):
+            if w is None:
+                assert t.grad is None
+            else:
+                torch.testing.assert_close(t.grad, w, rtol=1e-5, atol=1e-6)
