@@ -67,3 +67,28 @@ def test_sampled_history_pools_the_sampled_rows_without_the_positive():
     s.sum().backward()
     assert vecs.grad[0].abs().sum() == 0 and vecs.grad[3].abs().sum() == 0
     assert torch.allclose(vecs.grad[2], torch.full((2,), 4.0))
+
+
+def test_history_pool_gradient_is_embedding_bags():
+    """The CPU history pooling (a sparse product in the backward, issue 13) has
+    embedding_bag's value and gradient: repeated items, zero weights, an item no row
+    reads, and a loss weight on the incoming gradient."""
+    import torch.nn.functional as F
+
+    from recsys_core.models.two_tower import _HistoryPool
+
+    g = torch.Generator().manual_seed(11)
+    idx = torch.randint(6, (9, 4), generator=g)  # items 0..5 of 8: 6 and 7 never read
+    idx[0] = 2  # one row reads the same item four times
+    w = (torch.rand(9, 4, generator=g) > 0.3).float()
+    v1 = torch.randn(8, 5, generator=g, requires_grad=True)
+    v2 = v1.detach().clone().requires_grad_(True)
+    ref = F.embedding_bag(idx.reshape(-1), v1, torch.arange(0, 36, 4), mode="sum",
+                          per_sample_weights=w.reshape(-1))  # fmt: skip
+    got = _HistoryPool.apply(idx, v2, w)
+    torch.testing.assert_close(got, ref)
+    up = torch.randn(9, 5, generator=g)
+    (0.3 * (ref * up).sum()).backward()
+    (0.3 * (got * up).sum()).backward()
+    torch.testing.assert_close(v2.grad, v1.grad)
+    assert torch.equal(v2.grad[6:], torch.zeros(2, 5))
