@@ -38,6 +38,7 @@ from recsys_core.strategies.base import (
     with_stage,
 )
 from recsys_core.training.loop import StepContext, train
+from recsys_core.training.scores import candidate_scores
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,9 @@ class DistillStrategy(Strategy):
             u, _ = c.batches["target"]
             cand_rand = torch.randint(n_t, (len(u), top.shape[1]), generator=gen).to(u.device)
             cand = torch.cat([top[u], cand_rand], dim=1)  # (B, 2C)
-            flat = cand.reshape(-1)
-            cv = c.item_vecs.index_select(0, flat).reshape(*cand.shape, -1)
-            student = torch.einsum("bd,bcd->bc", c.user_vecs["target"], cv)
-            student = student + c.biases.index_select(0, flat).reshape(cand.shape)
+            student = candidate_scores(
+                c.user_vecs["target"], c.item_vecs[:n_t], c.biases[:n_t], cand
+            )
             teacher_logits = t_scores[u.unsqueeze(1), cand]
             return cfg.alpha * kd_loss(student, teacher_logits, cfg.temperature)
 
