@@ -232,3 +232,25 @@ def test_adapt_reported_mmd_matches_the_embeddings_page(make_ctx):
     assert page == pytest.approx(mmd_unbiased(src, tgt), rel=1e-12)
     biased = float(mmd_loss(torch.from_numpy(src), torch.from_numpy(tgt)))
     assert biased != pytest.approx(page, rel=1e-3)
+
+
+def test_fused_mmd_loss_has_the_reference_value_and_gradient():
+    """The written-out gradient (issue 13) against autograd through the definition:
+    unequal sample counts, a repeated sample (a zero distance off the diagonal), and all
+    samples equal (no positive distance: bandwidth 1, loss 0)."""
+    from recsys_core.strategies.alignment import mmd_loss_reference
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(30, 6, generator=g)
+    y = torch.randn(45, 6, generator=g) + 0.5
+    y[7] = x[3]
+    for a, b in ((x, y), (x[:1].repeat(4, 1), x[:1].repeat(3, 1))):
+        a1, b1 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        a2, b2 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        want = mmd_loss_reference(a1, b1)
+        got = mmd_loss(a2, b2)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        (0.7 * want).backward()
+        (0.7 * got).backward()
+        torch.testing.assert_close(a2.grad, a1.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b2.grad, b1.grad, rtol=1e-4, atol=1e-6)
