@@ -446,6 +446,7 @@ def run_strategies(
         ctx.cache.running_steps,
         lambda: cb.should_cancel is not None and bool(cb.should_cancel()),
         on_change=ctx.cache.on_change,
+        done_steps=ctx.cache.done_steps,
     )
     by_index = {t.index: o for t, o in zip(sorted(tasks, key=lambda t: t.index), done)}
     for i, (run_id, name) in enumerate(zip(ids, request.strategies)):

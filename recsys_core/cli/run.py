@@ -77,7 +77,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def cmd_run(args: argparse.Namespace) -> int:
     from recsys_core.data.scenario import SPLIT_WARNING_CODES, scenario_warnings
     from recsys_core.pipeline import (
-        encode_scenario_text,
         load_scenario,
         plan_request,
     )
@@ -86,7 +85,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from recsys_core.runs.store import RunStore
     from recsys_core.strategies.registry import needs_text
     from recsys_core.training.callbacks import Callbacks
-    from recsys_core.training.device import choose_device
 
     t0 = time.perf_counter()
     spec, split, history, request = build_request(args)
@@ -111,14 +109,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     t_load = time.perf_counter() - t0
     # one planned request per seed (each with its suite baselines, or their reused runs)
     requests = [plan_request(r, scn, store) for r in repeat_over_seeds(request, seeds)]
-    text = None
-    t1 = time.perf_counter()
-    # encode only what some strategy reads: the registry's declarations decide
+    # Encode only what some strategy reads (the registry's declarations decide), and
+    # inside the call: the first run that reads text encodes it as one of its steps while
+    # the other workers train the runs that do not (issue 13); a Ray executor encodes it
+    # once before the tasks and puts it in the object store.
     trained = {n for r in requests for n in r.strategies if n not in r.reuse}
-    if needs_text(sorted(trained), request.settings):
-        device = choose_device(request.device)
-        text = encode_scenario_text(scn, device=device.type, callbacks=cb)
-    t_text = time.perf_counter() - t1
+    encode_text = needs_text(sorted(trained), request.settings)
     batches = [(r, create_runs(store, scn, r)) for r in requests]
     executor = make_executor(exec_config)
     try:
@@ -126,9 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             scn,
             batches,
             store,
-            text=text,
             callbacks=cb,
-            seconds_so_far={"load": t_load, "encode_text": t_text},
+            seconds_so_far={"load": t_load},
+            encode_text=encode_text,
         )
     finally:
         executor.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,7 @@ def run_tasks(
     running_steps: Callable[[], set[str]],
     should_cancel: Callable[[], bool],
     on_change: Callable[[Callable[[], None]], None] | None = None,
+    done_steps: Callable[[], set[str]] | None = None,
 ) -> list[Any]:
     """Run ``tasks`` on ``workers`` threads; return their outcomes in ``index`` order.
 
@@ -106,6 +108,12 @@ def run_tasks(
 
     ``on_change(fn)``: registers ``fn`` to be called when a shared step finishes, so a
     waiting worker looks again at once (it also looks every half second).
+
+    ``done_steps()`` (the steps computed so far): with it, a step that a started task
+    declared counts as busy until it is done (or that task ends), not only while it is
+    computing. Without it, two tasks reading the same not-yet-encoded text started
+    together at the first pick, and the second sat blocked for the whole encoding
+    (12 s of the demo) while other work waited (issue 13).
     """
     results: dict[int, Any] = {}
     if workers <= 1:
@@ -123,6 +131,7 @@ def run_tasks(
         return [results[i] for i in sorted(results)]
 
     pending = sorted(tasks, key=lambda t: (-t.cost, t.index))  # longest first
+    claims: Counter[str] = Counter()  # declared steps of the tasks started and not ended
     cond = threading.Condition()
     state = {"stopped": False}
     if on_change is not None:
@@ -140,9 +149,12 @@ def run_tasks(
                     state["stopped"] = True
                     return None
                 busy = running_steps()
+                if done_steps is not None:
+                    busy |= {s for s, n in claims.items() if n > 0} - done_steps()
                 for t in pending:
                     if not (t.steps & busy):
                         pending.remove(t)
+                        claims.update(t.steps)
                         return t
                 cond.wait(0.5)
             return None
@@ -170,6 +182,7 @@ def run_tasks(
                     cond.notify_all()
             finally:
                 with cond:
+                    claims.subtract(t.steps)
                     cond.notify_all()
 
     main_threads = torch.get_num_threads()

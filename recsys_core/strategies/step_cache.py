@@ -30,6 +30,7 @@ class StepCache:
         self._locks: dict[Any, threading.Lock] = {}
         self._guard = threading.Lock()
         self._running: Counter[str] = Counter()
+        self._done: set[str] = set()
         self._listeners: list[Callable[[], None]] = []
 
     def get_or_compute(self, key: Any, compute: Callable[[], Any], step: str | None = None) -> Any:
@@ -52,6 +53,8 @@ class StepCache:
                 value = compute()
                 with self._guard:
                     self._values[key] = value
+                    if step:
+                        self._done.add(step)
             finally:
                 if step:
                     with self._guard:
@@ -63,6 +66,11 @@ class StepCache:
         """Names of the steps some thread is computing now."""
         with self._guard:
             return {s for s, n in self._running.items() if n > 0}
+
+    def done_steps(self) -> set[str]:
+        """Names of the steps computed at least once in this cache."""
+        with self._guard:
+            return set(self._done)
 
     def on_change(self, fn: Callable[[], None]) -> None:
         """Call ``fn()`` (from the computing thread) whenever a step finishes."""

@@ -83,6 +83,42 @@ def test_a_task_waits_while_another_computes_its_shared_step():
     assert order.index("cheap") < order.index("distill starts")
 
 
+def test_a_step_claimed_by_a_started_task_blocks_its_readers_until_done():
+    """Two tasks read the same text, which neither has begun to encode when both could
+    start: the second waits for the first's encoding and a third task runs meanwhile,
+    instead of the second sitting blocked beside it (issue 13)."""
+    cache = StepCache()
+    order: list[str] = []
+    encoded = threading.Event()
+
+    def reader(name: str):
+        def run():
+            time.sleep(0.2)  # set-up before the shared step begins
+            order.append(f"{name} wants text")
+            cache.get_or_compute("text", lambda: (time.sleep(0.3), encoded.set()), step="text")
+            order.append(f"{name} has text")
+            return name
+
+        return run
+
+    def other():
+        order.append("other starts")
+        return "other"
+
+    tasks = [
+        _task(0, 3.0, steps={"text"}, run=reader("a")),
+        _task(1, 2.0, steps={"text"}, run=reader("b")),
+        _task(2, 1.0, run=other),
+    ]
+    out = run_tasks(
+        tasks, 2, 1, cache.running_steps, lambda: False,
+        on_change=cache.on_change, done_steps=cache.done_steps,
+    )  # fmt: skip
+    assert out == ["a", "b", "other"]
+    assert order.index("other starts") < order.index("a has text")
+    assert order.index("b wants text") > order.index("a has text")
+
+
 def test_stop_all_skips_what_has_not_started():
     def stop():
         raise StopAll("cancelled0")
