@@ -307,6 +307,7 @@ def _read(
     else:
         data, ext = load_bytes(source, file, limits)
         parsed = parse_bytes(data, file=file, ext=ext, limits=limits, depth=0)
+        del data  # the table has it now; the line mapper keeps the bytes only if it must
 
     names = V.check_header(parsed.names, file=file)
     if parsed.info.get("format") == "recbole" or any(RECBOLE_SUFFIX.match(n) for n in names):

@@ -427,7 +427,10 @@ class _CsvLines:
     """
 
     def __init__(self, body: bytes, delimiter: str, blank_records: list[int]) -> None:
-        self._body = body
+        # Where every record is one line, record n is line n and the file's bytes need
+        # not be kept: holding them (the size of the file) until the table is converted
+        # was the largest part of the reader's peak above the file size (issue 13).
+        self._body: bytes | None = None if _one_record_per_line(body) else body
         self._delim = delimiter
         self._blank = np.array(sorted(blank_records), dtype=np.int64)
         self._starts: np.ndarray | None = None
@@ -448,10 +451,13 @@ class _CsvLines:
 
     def records(self, numbers: Sequence[int]) -> list[int]:
         """pyarrow 1-based record numbers -> lines."""
+        if self._body is None:
+            return [int(n) for n in numbers]
         starts = self._record_starts()
         return [int(starts[n - 1]) if 0 < n <= len(starts) else int(n) for n in numbers]
 
     def _record_starts(self) -> np.ndarray:
+        assert self._body is not None  # records() answers one-record-per-line files itself
         if self._starts is None:
             starts = None
             if b'"' in self._body:
@@ -461,6 +467,21 @@ class _CsvLines:
                 starts = _record_starts_numpy(self._body)
             self._starts = starts
         return self._starts
+
+
+def _one_record_per_line(body: bytes) -> bool:
+    """True when record n of the file is its line n: no quotes past the first line and
+    balanced quotes on it (so no field spans lines; writers often quote the header
+    only), no empty line (pyarrow skips those) and no lone carriage return (a line end
+    to pyarrow). A few byte scans, no copy."""
+    first_end = body.find(b"\n")
+    if first_end < 0 or body[:1] in (b"\n", b"\r"):
+        return False
+    if body.find(b'"', first_end) >= 0 or body.count(b'"', 0, first_end) % 2:
+        return False
+    if b"\n\n" in body or b"\n\r\n" in body or b"\r\r" in body:
+        return False
+    return b"\r" not in body or body.count(b"\r") == body.count(b"\r\n")
 
 
 def _csv_record_starts(body: bytes, delimiter: str) -> np.ndarray | None:

@@ -94,6 +94,26 @@ def test_ragged_line_numbers_count_physical_lines() -> None:
     assert fails(data).rows == [6]
 
 
+@pytest.mark.parametrize(
+    "data, keeps_bytes",
+    [
+        (b'"user","item","rating"\n1,a,5\n2,b,five\n3,c,4\n', False),  # quoted header only
+        (b"user,item,rating\r\n1,a,5\r\n2,b,five\r\n3,c,4\r\n", False),  # CRLF
+        (b"user,item,rating\n1,a,5\n\n2,b,five\n3,c,4\n", True),  # an empty line
+        (b'user,item,rating\n1,"a",5\n2,b,five\n', True),  # a quote past the header
+        (b"user,item,rating\r1,a,5\r2,b,five\r", True),  # lone CR line ends
+    ],
+)
+def test_line_numbers_without_keeping_the_file_when_records_are_lines(data, keeps_bytes):
+    """Where every record is one physical line, the reader does not keep the file's bytes
+    for its messages (issue 13) and still names the line an editor shows."""
+    from recsys_core.data.parsing import _CsvLines
+
+    assert (_CsvLines(data, ",", [])._body is not None) == keeps_bytes
+    e = fails(data)
+    assert e.column == "rating" and e.rows == [4 if b"\n\n" in data else 3]
+
+
 def test_unclosed_quote_is_explained() -> None:
     e = fails(b'user,item,title\n1,2,ok\n3,4,"oops\n5,6,fine\n7,8,fine\n')
     assert e.rows == [3] and "never closed" in str(e)
