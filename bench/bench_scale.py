@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--tt-pairs", type=int, default=400_000,
                     help="two-tower pairs timed, scaled to the epoch (0: the whole epoch)")  # fmt: skip
     args = ap.parse_args()
+    from recsys_core.allocator import tune_allocator
+
+    tune_allocator()  # as the product's entry points do (CLI, run_strategies)
     adams = [a.strip() for a in args.adam.split(",") if a.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     dev = torch.device(args.device)
