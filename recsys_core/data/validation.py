@@ -792,6 +792,11 @@ def merge_with_codes(
         col = df.pop(c) if consume else df[c]
         taken[c] = col.take(first).reset_index(drop=True)
         del col
+        if consume:
+            # A text column's old buffers go back to Arrow's pool, which keeps them;
+            # handed back to the system here, the next column's copy does not stack on
+            # them (validate 250 MB: peak 1,251 -> 1,091 MiB; issue 13).
+            pa.default_memory_pool().release_unused()
     out = pd.DataFrame(taken, copy=False)
     out.attrs = dict(df.attrs)
     del taken
