@@ -277,6 +277,7 @@ def canonical_frame(
         col, twins = V.clean_ids(col_of.pop(src), file=file, column=src, lines=lines, twins=True)
         if twins is not None:
             parsed.warnings.append(twins)
+        release_arrow_memory()  # the raw column, back to the system before the next
         return col
 
     if kind == "interactions":
@@ -289,13 +290,15 @@ def canonical_frame(
                 lines=lines,
                 decimal_comma=parsed.decimal_comma,
             )
+            release_arrow_memory()
         else:
             data[RATING] = np.full(n_rows, np.nan)
         if roles.get("timestamp"):
             data[TIME] = V.parse_timestamps(
                 col_of.pop(roles["timestamp"]), file=file, column=roles["timestamp"], lines=lines
             )
-        df = pd.DataFrame(data)
+            release_arrow_memory()
+        df = pd.DataFrame(data, copy=False)
         extra["columns"] = {
             c: roles[r]
             for c, r in ((USER, "user"), (ITEM, "item"), (RATING, "rating"), (TIME, "timestamp"))

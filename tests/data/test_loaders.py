@@ -192,6 +192,10 @@ def test_no_rating_and_no_time_columns() -> None:
         (["978300760", "978300761000", "978300762000000"], [978300760, 978300761, 978300762]),
         (["2001-01-01", "2001-01-01T10:00:00+02:00"], [978307200, 978336000]),
         (["2001/01/02", "March 5, 2001"], [978393600, 983750400]),
+        # integers padded with spaces: read after trimming, as before the cast-first path
+        ([" 978300760", "978300761000 "], [978300760, 978300761]),
+        # negative seconds (before 1970), large seconds, and just past the millisecond threshold
+        (["-86400", "9000000000", "100000000001"], [-86400, 9000000000, 100000000]),
     ],
 )
 def test_timestamp_forms(values: list[str], expected: list[int]) -> None:

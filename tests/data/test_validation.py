@@ -318,3 +318,22 @@ def test_merge_duplicates_matches_a_plain_groupby(seed) -> None:
     )
     assert n_merged == n - len(ref) > 0
     pd.testing.assert_frame_equal(out, ref, check_dtype=False)
+
+
+def test_take_sorted_rows_matches_take_on_chunked_text_and_numbers():
+    """The chunk-by-chunk take of the merge (issue 13): the same values, dtype and a fresh
+    index as pandas' take, for a text column in several Arrow chunks (empty selections in
+    some chunks included) and for a numpy column."""
+    from recsys_core.data.validation import take_sorted_rows
+
+    text = pd.Series(["a", "b", "c", "d", "e", "f", "g"], dtype="str", name="user_id")
+    chunked = pa.chunked_array(
+        [pa.array(v, type=pa.large_string()) for v in (["a", "b"], ["c", "d", "e"], ["f", "g"])]
+    )
+    text = pd.Series(pd.array(chunked, dtype=text.dtype), name="user_id")
+    numbers = pd.Series(np.arange(7, dtype=np.float64), name="rating")
+    for rows in (np.array([0, 1, 5, 6]), np.array([2, 4]), np.array([], dtype=np.int64)):
+        for col in (text, numbers):
+            got = take_sorted_rows(col, rows)
+            want = col.take(rows).reset_index(drop=True)
+            pd.testing.assert_series_equal(got, want)
