@@ -33,6 +33,22 @@ def arr(v) -> np.ndarray:
     return np.asarray(v)
 
 
+def wait_while(busy, seconds: float = 30.0) -> None:
+    """Poll ``busy()`` until it is false; fail after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while busy():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def fine_tune_run(finished_runs):
+    """(store, the fine-tune run's id) of the ``finished_runs`` fixture."""
+    store, ids = finished_runs
+    return store, next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+
+
 def test_no_runs_with_vectors(app, tmp_path) -> None:
     app.session_state[state.STORE_ROOT] = str(tmp_path / "empty")
     open_emb(app)
@@ -147,7 +163,6 @@ def test_umap_shows_its_progress_over_the_pca_map_then_replaces_it(
     """Compute UMAP: PCA stays on screen with a progress bar (graph, then epochs, time
     left) and a Stop button; when the fit is done the next run shows the UMAP map."""
     import threading
-    import time
 
     from recsys_core.embeddings import projection
     from recsys_core.training.callbacks import ProgressEvent
@@ -171,10 +186,7 @@ def test_umap_shows_its_progress_over_the_pca_map_then_replaces_it(
     assert not at.exception, [e.message for e in at.exception]
     jm = at.session_state[state.JOBS]
     (key,) = [k for k in jm.task_keys("umap-") if jm.task_state(k)[0] == "running"]
-    deadline = time.monotonic() + 30
-    while "epoch 100/200" not in jm.task_progress(key).get("line", ""):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: "epoch 100/200" not in jm.task_progress(key).get("line", ""))
     at.run()
     (bar,) = at.get("progress")
     # 10 s per 50 epochs -> 100 epochs to go: about 20 s left
@@ -184,9 +196,7 @@ def test_umap_shows_its_progress_over_the_pca_map_then_replaces_it(
     assert any(c.startswith("PCA of 189 points") for c in texts(at, "caption"))
     assert any("UMAP map replaces it when it is ready" in c for c in texts(at, "caption"))
     release.set()
-    while jm.task_state(key)[0] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: jm.task_state(key)[0] == "running")
     assert jm.task_state(key) == ("done", None)
     at.run()
     assert not at.get("progress")
@@ -212,10 +222,7 @@ def test_umap_can_be_stopped_and_the_pca_map_stays(loaded_app, finished_runs, mo
     jm = at.session_state[state.JOBS]
     (key,) = [k for k in jm.task_keys("umap-") if jm.task_state(k)[0] == "running"]
     at.button(key="emb_umap_stop").click().run()
-    deadline = time.monotonic() + 30
-    while jm.task_state(key)[0] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: jm.task_state(key)[0] == "running")
     assert jm.task_state(key) == ("cancelled", None)
     at.run()
     assert any("UMAP was stopped" in c for c in texts(at, "caption"))
@@ -267,8 +274,7 @@ def test_a_cached_map_is_drawn_as_umap_at_once_without_a_click(
 
     release, calls = maps_on
     release.set()
-    store, ids = finished_runs
-    ft = next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+    store, ft = fine_tune_run(finished_runs)
     Y = maps.precompute_projection(store, ft)  # what the job does after training
     assert calls == [189]
     at = open_emb(loaded_app)
@@ -289,7 +295,6 @@ def test_the_page_starts_the_map_itself_shows_pca_meanwhile_then_umap(
 ) -> None:
     """A run trained by the CLI has no map: the page shows PCA, says UMAP is on its way,
     starts the fit itself (no click) with its progress and Stop, then shows UMAP."""
-    import time
 
     release, calls = maps_on
     at = open_emb(loaded_app)
@@ -302,10 +307,7 @@ def test_the_page_starts_the_map_itself_shows_pca_meanwhile_then_umap(
     at.run()  # a rerun does not start a second fit
     assert jm.task_keys("umap-") == [key]
     release.set()
-    deadline = time.monotonic() + 30
-    while jm.task_state(key)[0] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: jm.task_state(key)[0] == "running")
     at.run()
     assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))
     assert not at.get("progress")
@@ -313,16 +315,12 @@ def test_the_page_starts_the_map_itself_shows_pca_meanwhile_then_umap(
 
 
 def test_a_stopped_map_is_not_restarted_by_itself(loaded_app, finished_runs, maps_on) -> None:
-    import time
 
     at = open_emb(loaded_app)
     jm = at.session_state[state.JOBS]
     (key,) = jm.task_keys("umap-", state="running")
     at.button(key="emb_umap_stop").click().run()
-    deadline = time.monotonic() + 30
-    while jm.task_state(key)[0] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: jm.task_state(key)[0] == "running")
     at.run()
     assert jm.task_state(key) == ("cancelled", None)
     assert any("UMAP was stopped" in c for c in texts(at, "caption"))
@@ -333,24 +331,19 @@ def test_a_stopped_map_is_not_restarted_by_itself(loaded_app, finished_runs, map
 def test_a_damaged_map_file_gives_pca_and_a_new_fit_never_a_traceback(
     loaded_app, finished_runs, maps_on
 ) -> None:
-    import time
 
     from recsys_core.embeddings import maps
 
     release, calls = maps_on
     release.set()
-    store, ids = finished_runs
-    ft = next(r for r in ids if store.get_run(r)["strategy"] == "fine-tune")
+    store, ft = fine_tune_run(finished_runs)
     maps.precompute_projection(store, ft)
     (path,) = maps.projection_dir(store.root).iterdir()
     path.write_bytes(b"\x00" * 64)
     at = open_emb(loaded_app)
     assert not at.exception
     jm = at.session_state[state.JOBS]
-    deadline = time.monotonic() + 30
-    while jm.task_keys("umap-", state="running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_while(lambda: jm.task_keys("umap-", state="running"))
     at.run()
     assert not at.exception
     assert any(c.startswith("UMAP of 189 points") for c in texts(at, "caption"))

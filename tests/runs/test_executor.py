@@ -76,6 +76,16 @@ def assert_store_consistent(store: RunStore) -> None:
 # --------------------------------------------------------------------------- no Ray
 
 
+def assert_prints_ok(code: str, env: dict[str, str]) -> None:
+    """Run ``code`` in a fresh interpreter (this checkout first on the path): exit 0, "ok"."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_nothing_imports_ray_unless_it_is_chosen():
     code = """
 import sys
@@ -90,14 +100,7 @@ JobRegistry(ExecutorConfig(kind="auto")).manager("owner-token-1")
 assert "ray" not in sys.modules, "ray was imported"
 print("ok")
 """
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert_prints_ok(code, {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
 
 
 def test_auto_follows_ray_address_and_config_checks(monkeypatch):
@@ -135,13 +138,7 @@ else:
     raise SystemExit("no error from the CLI")
 print("ok")
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert_prints_ok(code, dict(os.environ))
 
 
 def _double(shared, item, reporter):
