@@ -23,10 +23,16 @@ Two solvers, both batched over users on the device (no Python loop per user):
   factors, never forming the f x f systems (Takács, Pilászy, Tikk 2011, "Applications of
   the conjugate gradient method for implicit feedback collaborative filtering"; the same
   scheme as ``implicit``'s CG solver). A sweep then costs O(cg_steps nnz f + n f^2), and
-  3 steps are enough once the factors settle, which is why it is the default.
+  3 steps are enough once the factors settle, which is why it is the default. All rows
+  of a side take their steps together: the product with the observed cells is a
+  sampled dense-dense product (the n_u dot products y_i . p_u) and a sparse-dense one,
+  both on the CSR matrix, so the other side's factors are read from cache and nothing
+  of size nnz x f is built (issue 13: the padded batched products took 8.5 of the
+  demo's 13 s of iALS grid search).
 
-Users are sorted by history length and cut into batches whose padded (B, L, f) tensor
-stays under a memory budget, so padding waste is small even for power users.
+For the Cholesky solver (and fold-in), rows are sorted by history length and cut into
+batches whose padded (B, L, f) tensor stays under a memory budget, so padding waste is
+small even for power users.
 
 Regularisation follows Rendle, Krichene, Zhang, Koren (2022), "Revisiting the
 performance of iALS on item recommendation benchmarks", which found that scaling the
@@ -95,8 +101,9 @@ class IALSConfig:
     dtype: Literal["float32", "float64"] = "float32"
     """precision of the factors and solves."""
     batch_budget: int = 2**23
-    """max values in one padded (B, L, f) or (B, f, f) temporary tensor (memory knob;
-    2**23 float32 values = 32 MiB)."""
+    """max values in one padded (B, L, f) or (B, f, f) temporary tensor of the Cholesky
+    solver and of fold-in (memory knob; 2**23 float32 values = 32 MiB). The CG solver
+    builds nothing larger than the factors and one value per observed cell."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.factors, int) or self.factors < 1:
@@ -215,24 +222,75 @@ def _solve_cholesky(batch: _Batch, Y: torch.Tensor, gram: torch.Tensor) -> torch
     return torch.cholesky_solve(_rhs(batch, Yp).unsqueeze(-1), chol).squeeze(-1)
 
 
-def _solve_cg(
-    batch: _Batch, Y: torch.Tensor, gram: torch.Tensor, x0: torch.Tensor, steps: int
-) -> torch.Tensor:
-    """``steps`` conjugate-gradient steps on the same systems, from ``x0`` (B, f).
+@dataclass(frozen=True)
+class _Side:
+    """One side's observed cells as CSR (n rows, m columns), for the CG solver and the loss.
 
-    The product A p is applied as p Y^T Y + lam p + sum_i w_i (y_i . p) y_i without ever
-    forming A (Takács et al. 2011); rows whose residual has vanished stop moving.
+    crow: int64 (n + 1,); col: int64 (nnz,) column of each cell, sorted within a row.
+    weight: (nnz,) alpha * r (the C_u - I of the Gramian trick); conf: (nnz,) 1 + alpha * r.
+    lam: (n,) the per-row L2 penalty.
     """
-    Yp = Y[batch.idx]  # (B, L, f)
-    lam = batch.lam.unsqueeze(1)
+
+    crow: torch.Tensor
+    col: torch.Tensor
+    weight: torch.Tensor
+    conf: torch.Tensor
+    lam: torch.Tensor
+    shape: tuple[int, int]
+
+    def matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """The (n, m) sparse CSR tensor with these cell values."""
+        return torch.sparse_csr_tensor(
+            self.crow, self.col, values, self.shape, check_invariants=False
+        )
+
+    def cell_dots(self, P: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """(nnz,) p_u . y_i for every observed cell (u, i): P (n, f), Y (m, f)."""
+        pattern = self.matrix(torch.zeros_like(self.weight))
+        return torch.sparse.sampled_addmm(pattern, P, Y.T, beta=0.0).values()
+
+    def spmm(self, values: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """(n, f): row u's sum of values[u, i] * y_i over its cells."""
+        return torch.sparse.mm(self.matrix(values), Y)
+
+
+def _side(matrix: sp.csr_matrix, cfg: IALSConfig, dtype: torch.dtype) -> _Side:
+    """The CSR side of ``matrix`` (indices sorted) on the config's device."""
+    dev = torch.device(cfg.device)
+    m = matrix.copy()
+    m.sort_indices()
+    counts = np.diff(m.indptr)
+    val = m.data.astype(np.float64)
+    return _Side(
+        crow=torch.from_numpy(m.indptr.astype(np.int64)).to(dev),
+        col=torch.from_numpy(m.indices.astype(np.int64)).to(dev),
+        weight=torch.from_numpy(cfg.alpha * val).to(device=dev, dtype=dtype),
+        conf=torch.from_numpy(1.0 + cfg.alpha * val).to(device=dev, dtype=dtype),
+        lam=torch.from_numpy(_row_penalty(counts, cfg)).to(device=dev, dtype=dtype),
+        shape=(int(m.shape[0]), int(m.shape[1])),
+    )
+
+
+def _cg_side(
+    side: _Side, Y: torch.Tensor, gram: torch.Tensor, x0: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """``steps`` conjugate-gradient steps on every row's system, from ``x0`` (n, f).
+
+    The systems are (Y^T Y + Y^T (C_u - I) Y + lam_u I) x_u = Y^T C_u p_u; the product
+    A p is applied as p Y^T Y + lam p + sum_i w_i (y_i . p) y_i without ever forming A
+    (Takács et al. 2011), its last term on the side's CSR. Rows whose residual has
+    vanished stop moving; rows without cells have a zero right-hand side, so from a zero
+    start they stay zero.
+    """
+    lam = side.lam.unsqueeze(1)
 
     def matvec(p: torch.Tensor) -> torch.Tensor:
-        t = torch.bmm(Yp, p.unsqueeze(-1)).squeeze(-1) * batch.weight  # (B, L)
-        return p @ gram + lam * p + torch.bmm(t.unsqueeze(1), Yp).squeeze(1)
+        t = side.cell_dots(p, Y) * side.weight
+        return p @ gram + lam * p + side.spmm(t, Y)
 
     tiny = torch.finfo(Y.dtype).tiny
     x = x0.clone()
-    r = _rhs(batch, Yp) - matvec(x)
+    r = side.spmm(side.conf, Y) - matvec(x)
     p = r.clone()
     rs = (r * r).sum(1)
     for _ in range(steps):
@@ -314,8 +372,10 @@ class IALS:
         Xt = X.T.tocsr()
         Xt.sort_indices()
         t0 = time.perf_counter()
-        user_plan = _plan(X, cfg, dtype)
-        item_plan = _plan(Xt, cfg, dtype)
+        if cfg.solver == "cg":
+            user_side, item_side = _side(X, cfg, dtype), _side(Xt, cfg, dtype)
+        else:
+            user_plan, item_plan = _plan(X, cfg, dtype), _plan(Xt, cfg, dtype)
 
         gen = torch.Generator().manual_seed(cfg.seed)
         U = torch.randn(n_users, cfg.factors, generator=gen, dtype=torch.float64) * cfg.init_std
@@ -345,9 +405,14 @@ class IALS:
                     raise Cancelled(
                         f"iALS fit cancelled after {it - 1} of {cfg.iterations} iterations"
                     )
-                self._half_step(U, V, user_plan)
-                self._half_step(V, U, item_plan)
-                loss = self._loss(U, V, user_plan)
+                if cfg.solver == "cg":
+                    U[:] = _cg_side(user_side, V, V.T @ V, U, cfg.cg_steps)
+                    V[:] = _cg_side(item_side, U, U.T @ U, V, cfg.cg_steps)
+                    loss = self._loss_side(U, V, user_side)
+                else:
+                    self._half_step(U, V, user_plan)
+                    self._half_step(V, U, item_plan)
+                    loss = self._loss(U, V, user_plan)
                 seconds = time.perf_counter() - t0
                 self.loss_history.append(loss)
                 self.seconds_history.append(seconds)
@@ -356,13 +421,20 @@ class IALS:
         return self
 
     def _half_step(self, X: torch.Tensor, Y: torch.Tensor, plan: list[_Batch]) -> None:
-        """Update, in place, the rows of X listed in ``plan`` given the fixed factors Y."""
+        """Exact update, in place, of the rows of X listed in ``plan`` given Y (Cholesky)."""
         gram = Y.T @ Y
         for batch in plan:
-            if self.config.solver == "cholesky":
-                X[batch.rows] = _solve_cholesky(batch, Y, gram)
-            else:
-                X[batch.rows] = _solve_cg(batch, Y, gram, X[batch.rows], self.config.cg_steps)
+            X[batch.rows] = _solve_cholesky(batch, Y, gram)
+
+    def _loss_side(self, U: torch.Tensor, V: torch.Tensor, side: _Side) -> float:
+        """:meth:`_loss` with the observed cells' scores from the CSR side."""
+        U64, V64 = U.double(), V.double()
+        total = ((U64.T @ U64) * (V64.T @ V64)).sum()
+        s = side.cell_dots(U, V)
+        total += (side.conf * (1.0 - s) ** 2 - s**2).sum(dtype=torch.float64)
+        total += (self._user_lam.double() * (U64 * U64).sum(1)).sum()
+        total += (self._item_lam.double() * (V64 * V64).sum(1)).sum()
+        return float(total) / self._total_conf
 
     def _loss(self, U: torch.Tensor, V: torch.Tensor, user_plan: list[_Batch]) -> float:
         """The normalised weighted loss; O(nnz f + (n_users + n_items) f^2).
