@@ -215,9 +215,9 @@ def seed_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float
     m = float(v.mean())
     if len(v) < 2:
         return m, float("nan"), float("nan")
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student t quantile: stats.t.ppf without scipy.stats
 
-    half = float(t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    half = float(stdtrit(len(v) - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(len(v)))
     return m, m - half, m + half
 
 

@@ -46,6 +46,13 @@ def test_paired_t_pvalue_is_not_floored_by_draws():
     assert paired_t_pvalue(a, a) == 1.0
 
 
+def test_paired_t_pvalue_on_a_hand_computed_case():
+    # d = (1, 2, 3, 4): mean 2.5, sd 1.290994, t = 2.5 / (1.290994 / 2) = 3.872983;
+    # two-sided p of t(3) at 3.872983 = 0.030466 (tables of Student's t)
+    p = paired_t_pvalue(np.array([1.0, 2.0, 3.0, 4.0]), np.zeros(4))
+    assert p == pytest.approx(0.030466, abs=2e-6)
+
+
 def _segments(rng, quality, noise=0.1):
     return {s: np.clip(q + rng.normal(0, noise, len(q)), 0, 1) for s, q in quality.items()}
 

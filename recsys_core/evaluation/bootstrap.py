@@ -191,7 +191,9 @@ def paired_t_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     the mean difference is close to normal whatever the metric's shape (the paired test
     Elliot and LensKit report). Identical inputs give 1; a constant non-zero difference 0.
     """
-    from scipy import stats
+    # scipy.special, not scipy.stats: the same Student t (stats.t.sf calls stdtr) for
+    # 0.03 s of import instead of 0.4 s in every evaluating process (issue 13)
+    from scipy.special import stdtr
 
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     n = len(d)
@@ -201,7 +203,7 @@ def paired_t_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     if sd == 0:
         return 1.0 if d.mean() == 0 else 0.0
     t = d.mean() / (sd / np.sqrt(n))
-    return float(2 * stats.t.sf(abs(t), df=n - 1))
+    return float(2 * stdtr(n - 1, -abs(t)))
 
 
 def holm_adjust(pvalues: np.ndarray) -> np.ndarray:

@@ -32,6 +32,24 @@ from recsys_core.evaluation.ranking import topk_from_scores
 SEGMENT = "cold_catalogue"
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-d array, ties sharing their average rank: scipy's
+    ``rankdata(x, method="average")``, NaN anywhere giving all NaN as its default does,
+    without importing scipy.stats (0.4 s in every evaluating process; issue 13)."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.isnan(x).any():
+        return np.full(x.shape, np.nan)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    first = np.r_[True, xs[1:] != xs[:-1]]  # the first of each run of equal values
+    group = np.cumsum(first) - 1
+    bounds = np.r_[np.flatnonzero(first), len(x)]  # each group's [start, stop)
+    avg = (bounds[:-1] + bounds[1:] + 1) / 2.0  # mean of the 1-based ranks start+1..stop
+    out = np.empty(len(x), dtype=np.float64)
+    out[order] = avg[group]
+    return out
+
+
 def cold_item_auc(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
     """Per-row AUC of ``positives`` against the other columns, ties counted one half.
 
@@ -76,9 +94,7 @@ def _rank_sums(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     n, m = scores.shape
     out = np.zeros(n, dtype=np.float64)
     if np.isnan(scores).any():
-        from scipy.stats import rankdata  # here: scipy.stats costs 0.4 s to import
-
-        ranks = rankdata(scores, method="average", axis=1)
+        ranks = np.array([average_ranks(row) for row in scores])
         return out + np.bincount(rows, weights=ranks[rows, cols], minlength=n)
     step = max(1, _PAIR_BLOCK // max(m, 1))
     for a in range(0, len(rows), step):
@@ -130,9 +146,7 @@ def cold_catalogue_per_user(
         # candidates are ranked once, and each user's AUC sums its positives' ranks
         row = torch.as_tensor(scorer.score(users[:1], history[:1]))
         shared = row.float().cpu().index_select(1, cold_t).numpy()  # (1, m)
-        from scipy.stats import rankdata  # here: scipy.stats costs 0.4 s to import
-
-        shared_ranks = rankdata(shared[0].astype(np.float64), method="average")
+        shared_ranks = average_ranks(shared[0].astype(np.float64))
         if np.isnan(shared_ranks).any():
             shared = shared_ranks = None  # the general path keeps NaN's rules
     with torch.no_grad():

@@ -121,3 +121,23 @@ def test_a_user_independent_scorer_is_asked_for_one_row():
     shared = cold_catalogue_per_user(scorer, *args)
     assert scorer.asked == 1
     pd.testing.assert_frame_equal(shared, cold_catalogue_per_user(Fixed(rows), *args))
+
+
+def test_average_ranks_are_scipys_rankdata():
+    """The numpy ranks that spare every evaluation scipy.stats' import (issue 13): ties,
+    a single value, empty, negative zero and NaN, against scipy's own."""
+    from scipy.stats import rankdata
+
+    from recsys_core.evaluation.cold_items import average_ranks
+
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(0, 4, n).astype(float) for n in (1, 2, 7, 40)]
+    cases += [
+        rng.normal(size=50),
+        np.array([]),
+        np.array([0.0, -0.0, 1.0]),
+        np.array([2.0, np.nan]),
+    ]
+    for x in cases:
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average"))
+    assert average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
