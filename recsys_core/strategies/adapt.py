@@ -186,6 +186,7 @@ class AdaptStrategy(Strategy):
             info={
                 "best_epoch": res.best_epoch,
                 "best_val_ndcg@10": res.best_val,
+                "precision": res.precision,
                 "alignment_loss_first": float(np.mean(align_log[:k])) if align_log else None,
                 "alignment_loss_last": float(np.mean(align_log[-k:])) if align_log else None,
                 "item_mmd_before": before,

@@ -158,7 +158,11 @@ def _fit_target_two_tower(ctx: Context) -> Fitted:
         stages={"final": stage_vectors(model, s, target_matrix(s))},
         history=with_stage(res.history, "target"),
         n_parameters=model.n_parameters(),
-        info={"best_epoch": res.best_epoch, "best_val_ndcg@10": res.best_val},
+        info={
+            "best_epoch": res.best_epoch,
+            "best_val_ndcg@10": res.best_val,
+            "precision": res.precision,
+        },
         weights=dict(model.state_dict()),
     )
 

@@ -204,6 +204,7 @@ class DistillStrategy(Strategy):
                 "student_parameters": student.n_parameters(),
                 "teacher_val_ndcg@10": teacher_val,
                 "student_val_ndcg@10": res.best_val,
+                "precision": res.precision,
                 **speed,
             },
             weights=dict(student.state_dict()),

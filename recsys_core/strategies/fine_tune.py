@@ -170,6 +170,7 @@ def _fine_tune(ctx: Context, cfg: FineTuneConfig) -> Fitted:
             "source_val_ndcg@10": src_res.best_val,
             "best_epoch": res.best_epoch,
             "best_val_ndcg@10": res.best_val,
+            "precision": res.precision,
             "frozen": sorted(frozen),
         },
         weights=dict(model.state_dict()),

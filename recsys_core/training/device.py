@@ -71,6 +71,18 @@ def choose_device(choice: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (so faster than fp32):
+    a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+    return False
+
+
 def describe_device(device: torch.device) -> str:
     """Human label: the GPU's name, or 'CPU (n threads)'."""
     if device.type == "cuda":

@@ -43,50 +43,76 @@ def candidate_scores(
     """
     B, K = cand.shape
     C = len(V)
-    if C > DENSE_RATIO * K or torch.is_autocast_enabled(u.device.type):
+    autocast = torch.is_autocast_enabled(u.device.type)
+    if C > DENSE_RATIO * K or (autocast and u.device.type != "cpu"):
         flat = cand.reshape(-1)
         cv = V.index_select(0, flat).reshape(B, K, -1)
         return torch.einsum("bd,bcd->bc", u, cv) + b.index_select(0, flat).reshape(B, K)
-    return _BlockedCandidateScores.apply(u, V, b, cand)
+    return _BlockedCandidateScores.apply(u, V, b, cand, autocast)
 
 
 class _BlockedCandidateScores(torch.autograd.Function):
     """:func:`candidate_scores` a block of rows at a time against the whole catalogue."""
 
     @staticmethod
-    def forward(ctx, u, V, b, cand):
+    def forward(ctx, u, V, b, cand, low: bool = False):
+        # ``low`` (CPU autocast): bfloat16 products, float32 scores and sums, cast by
+        # hand because autocast does not reach ``out=`` products.
         B, C = len(u), len(V)
         budget = BLOCK_BYTES if u.device.type == "cpu" else GPU_BLOCK_BYTES
         rows = min(B, max(16, budget // (4 * max(C, 1))))
-        out = u.new_empty(cand.shape)
-        block = u.new_empty(rows, C)
-        Vt = V.T
-        for start in range(0, B, rows):
-            stop = min(start + rows, B)
-            x = torch.addmm(b, u[start:stop], Vt, out=block[: stop - start])
-            torch.gather(x, 1, cand[start:stop], out=out[start:stop])
-        ctx.save_for_backward(u, V, cand)
+        mm_dtype = torch.bfloat16 if low else torch.float32
+        um, Vm, bf = u.to(mm_dtype), V.to(mm_dtype), b.float()
+        out = u.new_empty(cand.shape, dtype=torch.float32)
+        block = u.new_empty(rows, C, dtype=torch.float32)
+        Vt = Vm.T
+        with torch.autocast(u.device.type, enabled=False):
+            for start in range(0, B, rows):
+                stop = min(start + rows, B)
+                if low:
+                    x = block[: stop - start].copy_(torch.mm(um[start:stop], Vt)).add_(bf)
+                else:
+                    x = torch.addmm(bf, um[start:stop], Vt, out=block[: stop - start])
+                torch.gather(x, 1, cand[start:stop], out=out[start:stop])
+        ctx.save_for_backward(um, Vm, cand)
         ctx.rows = rows
+        ctx.dtypes = (u.dtype, V.dtype, b.dtype)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        u, V, cand = ctx.saved_tensors
+        um, Vm, cand = ctx.saved_tensors
         need_u, need_v, need_b = ctx.needs_input_grad[:3]
-        B, C, rows = len(u), len(V), ctx.rows
-        grad = grad.contiguous()
-        g_u = torch.empty_like(u) if need_u else None
-        g_v = torch.zeros_like(V) if need_v else None
-        g_b = V.new_zeros(C) if need_b else None
-        block = u.new_empty(rows, C)
-        for start in range(0, B, rows):
-            stop = min(start + rows, B)
-            G = block[: stop - start].zero_()
-            G.scatter_add_(1, cand[start:stop], grad[start:stop])  # repeats add up
-            if need_u:
-                torch.mm(G, V, out=g_u[start:stop])
-            if need_v:
-                g_v.addmm_(G.T, u[start:stop])
-            if need_b:
-                g_b += G.sum(0)
-        return g_u, g_v, g_b, None
+        B, C, rows = len(um), len(Vm), ctx.rows
+        low = um.dtype == torch.bfloat16
+        grad = grad.float().contiguous()
+        g_u = um.new_empty(um.shape, dtype=torch.float32) if need_u else None
+        g_v = Vm.new_zeros(Vm.shape, dtype=torch.float32) if need_v else None
+        g_b = Vm.new_zeros(C, dtype=torch.float32) if need_b else None
+        block = um.new_empty(rows, C, dtype=torch.float32)
+        with torch.autocast(um.device.type, enabled=False):
+            for start in range(0, B, rows):
+                stop = min(start + rows, B)
+                G = block[: stop - start].zero_()
+                G.scatter_add_(1, cand[start:stop], grad[start:stop])  # repeats add up
+                if need_b:
+                    g_b += G.sum(0)
+                if low:
+                    Gm = G.to(torch.bfloat16)
+                    if need_u:
+                        g_u[start:stop] = torch.mm(Gm, Vm)
+                    if need_v:
+                        g_v += torch.mm(Gm.T, um[start:stop])
+                else:
+                    if need_u:
+                        torch.mm(G, Vm, out=g_u[start:stop])
+                    if need_v:
+                        g_v.addmm_(G.T, um[start:stop])
+        dt_u, dt_v, dt_b = ctx.dtypes
+        return (
+            None if g_u is None else g_u.to(dt_u),
+            None if g_v is None else g_v.to(dt_v),
+            None if g_b is None else g_b.to(dt_b),
+            None,
+            None,
+        )

@@ -254,3 +254,34 @@ def test_fused_mmd_loss_has_the_reference_value_and_gradient():
         (0.7 * got).backward()
         torch.testing.assert_close(a2.grad, a1.grad, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(b2.grad, b1.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mmd", "coral"])
+def test_alignment_losses_stay_float32_under_autocast(name):
+    """Under bf16 autocast (the CPU's mixed precision, issue 13) MMD and CORAL give the
+    float32 value: both subtract nearly equal sums, which bf16 products would cancel."""
+
+    loss = mmd_loss if name == "mmd" else coral
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 8, generator=g) * 3 + 5
+    y = torch.randn(50, 8, generator=g) * 3 + 5.2
+    want = loss(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss(x, y)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "rates", [[0.1, 0.2, 0.4, 0.8, 1.6], [1.6, 0.4, 0.2, 0.8, 0.1], [0.1, 0.3]]
+)
+def test_kernel_sums_equal_one_exponential_per_kernel(rates):
+    """Doubling bandwidths (the default) square one exponential (issue 13), in any
+    order; any other set takes one exponential each. Sums and derivatives as direct."""
+    from recsys_core.strategies.alignment import _kernel_sums
+
+    d2 = torch.rand(60, 60, generator=torch.Generator().manual_seed(1)) * 8
+    k, dk = _kernel_sums(d2, rates)
+    torch.testing.assert_close(k, sum(torch.exp(-r * d2) for r in rates), rtol=1e-5, atol=1e-6)
+    want = sum(-r * torch.exp(-r * d2) for r in rates)
+    torch.testing.assert_close(dk, want, rtol=1e-5, atol=1e-6)

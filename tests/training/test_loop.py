@@ -165,3 +165,85 @@ def test_full_softmax_loss_in_blocks_matches_cross_entropy(monkeypatch):
                 assert t.grad is None
             else:
                 torch.testing.assert_close(t.grad, w, rtol=1e-5, atol=1e-6)
+
+
+def test_full_softmax_loss_with_bfloat16_products(monkeypatch):
+    """``low`` (CPU autocast, issue 13): the products take bf16 inputs, the rest stays
+    float32. The value and gradients stay within bf16 rounding of the float32 composite,
+    and each gradient comes back in its input's dtype (the tower's bf16 output too)."""
+    import torch.nn.functional as F
+
+    from recsys_core.training.loop import FullSoftmaxLoss
+
+    monkeypatch.setattr(FullSoftmaxLoss, "BLOCK_BYTES", 16 * 4 * 13)  # 16 rows of 13 items
+    g = torch.Generator().manual_seed(8)
+    u32 = torch.randn(40, 6, generator=g)
+    v = torch.randn(13, 6, generator=g, requires_grad=True)
+    b = torch.randn(13, generator=g, requires_grad=True)
+    y = torch.randint(13, (40,), generator=g)
+    u_ref = u32.clone().requires_grad_(True)
+    ref = 0.7 * F.cross_entropy(torch.addmm(b, u_ref, v.T), y)
+    ref.backward()
+    want = [u_ref.grad.clone(), v.grad.clone(), b.grad.clone()]
+    v.grad = b.grad = None
+    u = u32.bfloat16().requires_grad_(True)  # as the user tower returns it under autocast
+    got = 0.7 * FullSoftmaxLoss.apply(u, v, b, y, 1.0, True)
+    got.backward()
+    assert got.dtype == torch.float32 and u.grad.dtype == torch.bfloat16
+    assert v.grad.dtype == b.grad.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=2e-2, atol=1e-2)
+    for t, w in zip((u, v, b), want):
+        torch.testing.assert_close(t.grad.float(), w, rtol=5e-2, atol=1e-2)
+    # and the float32 path is not the bf16 one: its error is float32 rounding
+    u.grad = v.grad = b.grad = None
+    exact = 0.7 * FullSoftmaxLoss.apply(u32, v, b, y, 1.0, False)
+    torch.testing.assert_close(exact, ref, rtol=1e-6, atol=1e-6)
+    assert (got - ref).abs() > (exact - ref).abs()
+
+
+def _two_tower_toy():
+    data = _toy()
+    torch.manual_seed(0)
+    cfg = TwoTowerConfig(dim=4, use_text=False, use_history=True, init_std=0.5)
+    return data, TwoTower(7, 9, cfg)
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_training_precision_follows_the_device(monkeypatch, amp):
+    """Where the CPU computes bf16 natively, ``amp`` trains the two-tower under bf16
+    autocast and says so; amp=False, or a CPU without bf16, trains in float32. Either
+    way the weights stay float32 and the loss goes down."""
+    import recsys_core.training.loop as loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda device: True)
+    data, model = _two_tower_toy()
+    cfg = TrainConfig(loss="full-softmax", epochs=15, batch_size=8, lr=0.05, patience=0, amp=amp)
+    seen = []
+    real = loop._rec_loss
+
+    def spy(*a, **k):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "_rec_loss", spy)
+    res = train(model, [data], cfg)
+    assert res.precision == ("bfloat16-mixed" if amp else "float32")
+    assert set(seen) == {amp}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    monkeypatch.setattr(loop, "native_bf16", lambda device: False)
+    assert train(_two_tower_toy()[1], [data], cfg).precision == "float32"
+
+
+def test_plain_bpr_mf_keeps_its_float32_closed_form_under_amp(monkeypatch):
+    """On a CPU with bf16, BPR-MF (ids only) still takes the closed-form float32 step
+    (RecBole's setting, and faster than any autocast step)."""
+    import recsys_core.training.loop as loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda device: True)
+    steps = []
+    real = loop._bpr_mf_step
+    monkeypatch.setattr(loop, "_bpr_mf_step", lambda *a, **k: steps.append(1) or real(*a, **k))
+    cfg = TrainConfig(loss="bpr", epochs=2, batch_size=8, lr=0.05, patience=0, amp=True)
+    res = train(_mf(), [_toy()], cfg)
+    assert steps and res.precision == "float32"

@@ -46,3 +46,31 @@ def test_a_large_catalogue_keeps_the_gather(monkeypatch):
     u, V, b = torch.randn(4, 3), torch.randn(500, 3), torch.randn(500)
     out = scores.candidate_scores(u, V, b, torch.randint(500, (4, 2)))
     assert out.shape == (4, 2) and not called
+
+
+def test_dense_candidate_scores_under_cpu_autocast(monkeypatch):
+    """Under CPU autocast the blocks stay (issue 13) with bf16 products: the scores are
+    float32 within bf16 rounding of the gather, and gradients come back in each input's
+    dtype."""
+    monkeypatch.setattr(scores, "BLOCK_BYTES", 16 * 4 * 12)
+    monkeypatch.setattr(scores, "DENSE_RATIO", 100)
+    g = torch.Generator().manual_seed(9)
+    u32 = torch.randn(37, 5, generator=g)
+    V = torch.randn(12, 5, generator=g, requires_grad=True)
+    b = torch.randn(12, generator=g, requires_grad=True)
+    cand = torch.randint(12, (37, 6), generator=g)
+    weight = torch.randn(37, 6, generator=g)
+    u_ref = u32.clone().requires_grad_(True)
+    want = _reference(u_ref, V, b, cand)
+    (want * weight).sum().backward()
+    grads = [u_ref.grad, V.grad.clone(), b.grad.clone()]
+    V.grad = b.grad = None
+    u = u32.bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = scores.candidate_scores(u, V, b, cand)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want.detach(), rtol=2e-2, atol=5e-2)
+    (got * weight).sum().backward()
+    assert u.grad.dtype == torch.bfloat16 and V.grad.dtype == torch.float32
+    for t, w in zip((u, V, b), grads):
+        torch.testing.assert_close(t.grad.float(), w, rtol=5e-2, atol=5e-2)
