@@ -333,6 +333,36 @@ def test_a_closed_pipe_ends_the_listing_quietly(tmp_path):
     assert code == 141
 
 
+def _console(args: list[str], tmp_path, prelude: str = "") -> subprocess.CompletedProcess:
+    """The process entry point (``console``: main, then out without the teardown)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RTL_RUN_STORE": str(tmp_path / "s")}
+    code = f"import sys; {prelude}sys.argv = ['transfer-lab', *{args!r}]; "
+    code += "from recsys_core.cli import console; console()"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_the_console_entry_keeps_exit_codes_output_and_exit_handlers(tmp_path, toy_files):
+    """``console`` skips the interpreter's teardown (1 s after the demo, issue 13), not
+    what a caller relies on: the exit status, every line written, the exit handlers."""
+    bad = _console(["validate", str(tmp_path / "missing.csv")], tmp_path,
+                   "import atexit; atexit.register(lambda: print('handler ran', "
+                   "file=sys.stderr)); ")  # fmt: skip
+    assert bad.returncode == 2
+    assert "missing.csv" in bad.stderr and bad.stderr.rstrip().endswith("handler ran")
+    ok = _console(["validate", str(toy_files["target"])], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    with_main = subprocess.run(
+        [sys.executable, "-c", "import sys; from recsys_core.cli import main; "
+         f"sys.exit(main(['validate', {str(toy_files['target'])!r}]))"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert ok.stdout == with_main.stdout and ok.stdout.endswith("\n") and len(ok.stdout) > 50
+
+
 # --------------------------------------------------------------------------- data
 
 
