@@ -140,8 +140,14 @@ class Domain:
             return [str(i) for i in ids]
         table = self.items.drop_duplicates(ITEM).set_index(ITEM)
         fields = [f for f in self.text_fields if f in table.columns]
-        parts = table[fields].astype("string").fillna("")
-        joined = parts.apply(lambda r: " | ".join(v for v in r if v), axis=1)
+        if not fields:
+            return [str(i) for i in ids]
+        # column lists zipped, not DataFrame.apply(axis=1): 0.03 s instead of 0.5 s for the
+        # demo's 5,549 items, the largest part of reading it (issue 13)
+        cols = [table[f].astype("string").fillna("").tolist() for f in fields]
+        joined = pd.Series(
+            [" | ".join(v for v in row if v) for row in zip(*cols)], index=table.index, dtype=object
+        )
         out = joined.reindex(pd.Index(ids, dtype=object))
         return [t if isinstance(t, str) and t else str(i) for i, t in zip(ids, out)]
 

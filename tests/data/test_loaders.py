@@ -377,3 +377,19 @@ def test_read_header_refuses_what_read_table_refuses() -> None:
         read_header(
             b"a,b\n" * 100, name="big.csv", limits=Limits(max_file_bytes=64, max_field_bytes=8)
         )
+
+
+def test_item_texts_join_the_fields_present_and_fall_back_to_the_id() -> None:
+    """Empty or missing fields are skipped (no " |  | "), an item without a row or without
+    any text gets its id, a numeric field is written as text, and the order is the ids'."""
+    from recsys_core.data.schema import Domain
+
+    inter = pd.DataFrame({"user_id": ["u"] * 4, "item_id": ["a", "b", "c", "d"], "rating": 1.0})
+    items = pd.DataFrame(
+        {"item_id": ["b", "a", "c"], "title": ["Beta", "Alpha", None],
+         "genres": ["", "Drama", None], "year": [1999, 2001, 2003]}
+    )  # fmt: skip
+    dom = Domain("t", inter, items, text_fields=("title", "genres", "year"))
+    assert dom.item_texts() == ["Alpha | Drama | 2001", "Beta | 1999", "2003", "d"]
+    assert dom.item_texts(np.array(["d", "b"], dtype=object)) == ["d", "Beta | 1999"]
+    assert Domain("t", inter, items, text_fields=("blurb",)).item_texts() == ["a", "b", "c", "d"]
