@@ -407,3 +407,43 @@ def test_a_header_of_64_kib_is_read_not_called_a_quoting_problem(capsys, tmp_pat
     code, _, err = run_cli(capsys, "validate", str(huge))
     assert_message(code, err, "huge.csv", "first line is longer than 1 MiB")
     assert "quote" not in err
+
+
+def test_an_id_only_run_never_imports_the_text_model(tmp_path, toy_files):
+    """The text model's code (3 s of imports) is imported only for runs that read text."""
+    code = (
+        "import sys, threading; from recsys_core.cli import main; "
+        f"main(['run', '--target', {str(toy_files['target'])!r}, '--target-items', "
+        f"{str(toy_files['target_items'])!r}, '--strategy', 'popularity', '--baselines', "
+        f"'none', '--quiet', '--n-boot', '10', '--store', {str(tmp_path / 's')!r}]); "
+        "print('transformers' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RTL_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+        timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_run_reading_text_imports_the_model_code_while_loading(
+    capsys, monkeypatch, tmp_path, toy_files
+):
+    """...and for those, on a side thread started before the data are read (issue 13)."""
+    import recsys_core.pipeline as pipeline
+    import recsys_core.text.encoder as encoder
+
+    events = []
+    monkeypatch.setattr(encoder, "import_model_code_in_background", lambda: events.append("import"))
+    real = pipeline.load_scenario
+    monkeypatch.setattr(
+        pipeline, "load_scenario", lambda *a, **k: events.append("load") or real(*a, **k)
+    )
+    code, _, err = run_cli(
+        capsys, "run", "--target", toy_files["target"], "--target-items",
+        toy_files["target_items"], "--strategy", "text-zero-shot", "--baselines", "none",
+        "--quiet", "--n-boot", "10", "--store", str(tmp_path / "s"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert events[:2] == ["import", "load"]

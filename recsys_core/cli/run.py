@@ -93,6 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = RunStore(args.store)  # a store that cannot be written is refused before any work
     bar = ProgressBar(enabled=not args.quiet)
     cb = Callbacks(on_progress=bar)
+    if needs_text(list(request.strategies), request.settings):
+        from recsys_core.text.encoder import import_model_code_in_background
+
+        import_model_code_in_background()  # while the data are read and split
     scn = load_scenario(spec, split, history)
     warnings = scenario_warnings(scn)
     if args.split:

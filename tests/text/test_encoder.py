@@ -369,3 +369,21 @@ def test_real_minilm_puts_related_movies_closer() -> None:
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     toy2, schindler = float(v[0] @ v[1]), float(v[0] @ v[2])
     assert toy2 > 0.6 and schindler < 0.5 and toy2 > schindler + 0.2
+
+
+def test_model_code_is_imported_on_a_daemon_thread_that_never_raises(monkeypatch):
+    """A missing module ends the side thread quietly: the encoder's own import reports
+    it where it is needed, with its message."""
+    import sys
+
+    from recsys_core.text import encoder
+
+    monkeypatch.setattr(encoder, "_MODEL_MODULES", ("colorsys", "no_such_module_here", "this"))
+    sys.modules.pop("colorsys", None)
+    errors = []
+    monkeypatch.setattr("threading.excepthook", lambda args: errors.append(args))
+    thread = encoder.import_model_code_in_background()
+    assert thread.daemon and thread.name == "import-text-model"
+    thread.join(30)
+    assert not thread.is_alive() and not errors
+    assert "colorsys" in sys.modules and "this" not in sys.modules  # stopped at the failure
