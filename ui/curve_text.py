@@ -8,15 +8,20 @@ import numpy as np
 import pandas as pd
 
 
+def _is_all(value: Any) -> bool:
+    """A curve's 'value' is an integer or "all"; a table round trip may turn 5 into "5"."""
+    return isinstance(value, str) and not value.strip().lstrip("-").isdigit()
+
+
 def value_phrase(factor: str, value: Any, x: float | None = None) -> str:
     """'30 warm users', 'all 36 warm users', '3 source interactions', 'all (≈2.5)'."""
     if factor == "warm_users":
-        if isinstance(value, str):
+        if _is_all(value):
             return (
                 f"all {x:,.0f} warm users" if x is not None and np.isfinite(x) else "all warm users"
             )
         return f"{int(value):,} warm users"
-    if isinstance(value, str):
+    if _is_all(value):
         return (
             f"all source interactions (≈{x:,.1f} per cold user)"
             if x is not None and np.isfinite(x)
@@ -37,7 +42,7 @@ def curve_verdict(curve: pd.DataFrame) -> list[str]:
     factor = str(curve["factor"].iloc[0])
 
     def order(v: Any) -> float:
-        return float("inf") if isinstance(v, str) else float(v)
+        return float("inf") if _is_all(v) else float(v)
 
     for seg in segment_order(curve["segment"]):
         gs = curve[curve["segment"] == seg]

@@ -371,7 +371,13 @@ def show_curve(df) -> None:
     if errs:
         st.warning("\n".join(f"- {e}" for e in errs), icon=":material/warning:")
     with st.expander("Points (table)", icon=":material/table:"):
-        st.dataframe(df, hide_index=True, width="stretch", key="whatif_points")
+        # 'value' mixes integers and "all": shown as text, so Arrow takes it as one type.
+        st.dataframe(
+            df.assign(value=df["value"].astype(str)),
+            hide_index=True,
+            width="stretch",
+            key="whatif_points",
+        )
     st.download_button(
         "Curve points (CSV)",
         csv_for_spreadsheets(df).encode(),

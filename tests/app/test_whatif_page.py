@@ -63,6 +63,12 @@ def test_caption_says_where_the_interval_first_includes_zero() -> None:
     ]
 
 
+def test_caption_reads_values_that_came_back_as_text() -> None:
+    # A table or CSV round trip turns 10 into "10"; it must not read as "all 10 warm users".
+    df = hand_curve()
+    assert curve_verdict(df.assign(value=df["value"].astype(str))) == curve_verdict(df)
+
+
 def test_caption_for_a_loss_and_for_source_interactions() -> None:
     df = pd.DataFrame(
         {
@@ -173,7 +179,9 @@ def test_compute_curve_on_the_sample_in_the_background(loaded_app) -> None:
     shown = " ".join(
         [displayed(s.value) for s in at.success] + [displayed(i.value) for i in at.info]
     )
-    for line in curve_verdict(pts):
+    # The table shows 'value' as text; the verdict reads integers and "all".
+    typed = pts.assign(value=[v if v == "all" else int(v) for v in pts["value"].astype(str)])
+    for line in curve_verdict(typed):
         assert line in shown
     assert not math.isnan(pts["delta"].iloc[0])
     # The choices are the same: the stored curve is shown, no button to compute it again.
