@@ -74,7 +74,8 @@ def _command(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script ``transfer-lab`` (``recsys_core.cli:main``): the exit status."""
+    """What ``transfer-lab`` does, as a function that returns its exit status (the script
+    itself is :func:`console`; tests call this)."""
     tune_allocator()  # before the data are read: the thresholds apply to later blocks
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command(argv)

@@ -102,7 +102,7 @@ def test_alignment_shrinks_domain_gap_on_shifted_toy_pair(method):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     with torch.no_grad():
         gap1 = float(mmd_loss(f(x), f(y)))
     assert gap1 < 0.5 * gap0
