@@ -199,6 +199,10 @@ def test_full_softmax_loss_with_bfloat16_products(monkeypatch):
     exact = 0.7 * FullSoftmaxLoss.apply(u32, v, b, y, 1.0, False)
     torch.testing.assert_close(exact, ref, rtol=1e-6, atol=1e-6)
     assert (got - ref).abs() > (exact - ref).abs()
+    # the products themselves take bf16 (the speed-up): a float32 u under ``low`` is
+    # rounded too, so its loss is off by bf16 rounding, not float32's
+    low32 = 0.7 * FullSoftmaxLoss.apply(u32, v, b, y, 1.0, True)
+    assert (low32 - ref).abs() > 1e-4 > (exact - ref).abs()
 
 
 def _two_tower_toy():

@@ -74,3 +74,7 @@ def test_dense_candidate_scores_under_cpu_autocast(monkeypatch):
     assert u.grad.dtype == torch.bfloat16 and V.grad.dtype == torch.float32
     for t, w in zip((u, V, b), grads):
         torch.testing.assert_close(t.grad.float(), w, rtol=5e-2, atol=5e-2)
+    # the products themselves take bf16 (the speed-up): float32 inputs are rounded too
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low32 = scores.candidate_scores(u32, V, b, cand)
+    assert (low32 - want.detach()).abs().max() > 1e-3
