@@ -118,6 +118,15 @@ _MODEL_MODULES = (
 """What loading the packaged model imports: 2.8 of its 3.2 s on a 2-core CPU."""
 
 
+_IMPORT_LOCK = threading.Lock()
+"""Held while any thread imports the model code. transformers installs a lazy module
+while ``transformers/__init__.py`` runs, and a second thread importing from it meanwhile
+gets "cannot import name 'AutoModel' from 'transformers'" instead of waiting as a module
+lock would make it. On the tests' toy data the CLI reached the encoder 0.05 to 0.5 s
+after starting the side import below, and fine-tune failed so; two encoders built at
+once on two workers could race the same way."""
+
+
 def import_model_code_in_background() -> threading.Thread:
     """Start importing the text model's code on a daemon thread and return it.
 
@@ -130,11 +139,12 @@ def import_model_code_in_background() -> threading.Thread:
     import importlib
 
     def run() -> None:
-        for name in _MODEL_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the encoder's own import says what is wrong, in context
-                return
+        with _IMPORT_LOCK:
+            for name in _MODEL_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # the encoder's own import says what is wrong, in context
+                    return
 
     thread = threading.Thread(target=run, name="import-text-model", daemon=True)
     thread.start()
@@ -214,22 +224,24 @@ class TextEncoder:
                 "for the packaged all-MiniLM-L6-v2; nothing is downloaded",
             )
         # imported here: transformers takes a couple of seconds to import; only callers that
-        # actually encode should pay it.
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        # actually encode should pay it (the CLI starts it early on a side thread).
+        # The lock covers loading too: from_pretrained imports the model's own lazy
+        # package (transformers.models.bert), which races the same way.
+        with _IMPORT_LOCK:
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
 
-        # transformers draws its own "Loading weights" bar on stderr, even under the CLI's
-        # --quiet; progress is ours to report (through the callbacks).
-        hf_logging.disable_progress_bar()
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = AutoModel.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"could not load the text model in '{folder}': {exc}",
-                hint="The folder needs config.json, the weights and the tokenizer files",
-            ) from exc
+            # transformers draws its own "Loading weights" bar on stderr, even under the
+            # CLI's --quiet; progress is ours to report (through the callbacks).
+            hf_logging.disable_progress_bar()
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+                model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise DataError(
+                    f"could not load the text model in '{folder}': {exc}",
+                    hint="The folder needs config.json, the weights and the tokenizer files",
+                ) from exc
         name = "all-MiniLM-L6-v2" if config.model_path is None else folder.name
         self._setup(model, tokenizer, name, folder_identity(folder, config.max_length), config)
 

@@ -387,3 +387,31 @@ def test_model_code_is_imported_on_a_daemon_thread_that_never_raises(monkeypatch
     thread.join(30)
     assert not thread.is_alive() and not errors
     assert "colorsys" in sys.modules and "this" not in sys.modules  # stopped at the failure
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_an_encoder_built_during_the_side_import_waits_for_it(tmp_path, delay):
+    """Regression: transformers' lazy module is half set up while its __init__ runs on
+    the side thread; an encoder built meanwhile got "cannot import name 'AutoModel'"
+    (fine-tune failed on toy data, where the CLI reaches the encoder within 0.5 s). In a
+    fresh interpreter, where transformers is not imported yet."""
+    import subprocess
+    import sys
+
+    model, tok = _tiny_bert(tmp_path)
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    code = (
+        "import sys, time\n"
+        "from recsys_core.text.encoder import TextEncoder, TextEncoderConfig, "
+        "import_model_code_in_background\n"
+        "assert 'transformers' not in sys.modules\n"
+        "import_model_code_in_background()\n"
+        f"time.sleep({delay})\n"
+        f"TextEncoder(TextEncoderConfig(model_path={str(folder)!r}))\n"
+        "print('built')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "built", p.stderr[-1500:]
