@@ -120,7 +120,7 @@ def part2(factor: str, values, draws: int, history: str, n_boot: int) -> None:
         g = df[df["segment"] == seg]
         print(f"  [{seg}]")
         for r in g.itertuples(index=False):
-            star = " *" if (r.ci_low > 0 or r.ci_high < 0) else ""
+            star = " *" if r.significant else ""  # off zero and after Holm over the curve
             print(
                 f"    {factor}={r.value!s:>5} (x={r.x:7.1f})  delta {r.delta:+.4f} "
                 f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]{star}  vs {r.baseline:11s} "

@@ -36,6 +36,15 @@ draws that evaluated them, then users are resampled
 (:func:`recsys_core.evaluation.bootstrap.paired_bootstrap_delta`). Counting a cold user
 three times would narrow the interval without adding information.
 
+Many comparisons: a curve tests every (strategy, segment, value) point, dozens of
+them, so some 95% intervals exclude zero by chance alone. As on the Compare page
+(:mod:`recsys_core.compare`), each point also gets a paired t-test p-value (not floored
+by the number of bootstrap draws), the family of all the curve's points is corrected
+with Holm's step-down method (Holm 1979), and a point counts as a gain or a loss
+(``significant``) only when its interval excludes zero *and* its Holm-adjusted p-value
+is at most :data:`~recsys_core.compare.FAMILY_ALPHA`. A partial curve (``on_point``) is
+corrected over the points it holds so far.
+
 Caching: each (value, draw) gets a fresh :class:`~recsys_core.strategies.base.Context`,
 because ``Scenario.fingerprint()`` does not see the subsampling and several strategies
 cache by it. Only cache entries whose key starts with ``"content:"`` (keyed by a hash of
@@ -54,10 +63,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys_core.compare import FAMILY_ALPHA
 from recsys_core.data.scenario import Scenario, SourceHistory, build_scenario
 from recsys_core.data.schema import TIME, USER
 from recsys_core.data.split_types import SplitConfig
-from recsys_core.evaluation.bootstrap import paired_bootstrap_delta
+from recsys_core.evaluation.bootstrap import holm_adjust, paired_bootstrap_delta, paired_t_pvalue
 from recsys_core.evaluation.metrics import METRICS, metric_column
 from recsys_core.strategies.base import Context, ModelSettings
 from recsys_core.training.callbacks import Callbacks, Cancelled, ProgressEvent
@@ -86,6 +96,9 @@ EXTRA_COLUMNS: list[str] = [
     "strategy_value",
     "baseline_value",
     "p_value",
+    "p_t",
+    "p_holm",
+    "significant",
     "source_history",
     "scenario",
     "note",
@@ -93,9 +106,11 @@ EXTRA_COLUMNS: list[str] = [
 """Columns after the documented ones: how the baseline was chosen ("validation" or
 "best-on-segment"), the factor's effective number x (warm users kept; mean source
 interactions per cold user), users in the pooled segment, successful draws, the mean
-metric of strategy and baseline over the pooled users, the bootstrap p-value, the
-scenario's source history setting and name, and why a point has no estimate (a strategy
-or every baseline failed there), else ""."""
+metric of strategy and baseline over the pooled users, the bootstrap p-value, the paired
+t-test p-value and its Holm adjustment over all the curve's points, whether the point
+counts as a gain or loss after that correction, the scenario's source history setting and
+name, and why a point has no estimate (a strategy or every baseline failed there), else
+""."""
 
 VALIDATION_SEGMENTS = ("all", "warm_users", "cold_items")
 """Segments whose baseline is chosen on validation; cold_users_k* use the segment."""
@@ -491,7 +506,7 @@ def what_if_curve(
             rows.extend(_point_rows(cfg, cfg.values[vi], point, strategies, baselines, scn))
             progress["emitted"] += 1
             if on_point is not None:
-                on_point(pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS))
+                on_point(curve_frame(rows))
 
     from recsys_core.runs.executor import LocalExecutor
 
@@ -506,7 +521,7 @@ def what_if_curve(
     )
     if any(o.status == "cancelled" for o in outcomes):
         raise Cancelled("cancelled by the user")
-    return pd.DataFrame(rows, columns=CURVE_COLUMNS + EXTRA_COLUMNS)
+    return curve_frame(rows)
 
 
 def curve_cell(shared: dict, item: dict, reporter) -> dict:
@@ -653,6 +668,7 @@ def _point_rows(
                 "strategy_value": math.nan,
                 "baseline_value": math.nan,
                 "p_value": math.nan,
+                "p_t": math.nan,
                 "source_history": scn.source_history,
                 "scenario": scn.name,
                 "note": point.errors.get(name, "")
@@ -674,6 +690,7 @@ def _point_rows(
                         ci_low=lo,
                         ci_high=hi,
                         p_value=p,
+                        p_t=paired_t_pvalue(a, b),
                         n_users=len(a),
                         strategy_value=float(a.mean()),
                         baseline_value=float(b.mean()),
@@ -718,6 +735,27 @@ def estimate_curve_seconds(
     each = n_values * draws
     total = float(sum(s * each for s in per_fit.values() if s is not None))
     return CurveEstimate(len(names) * each, per_fit, total, missing)
+
+
+def curve_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """The curve's points as a DataFrame in column order, corrected for their number."""
+    return adjust_for_family(pd.DataFrame(list(rows), columns=CURVE_COLUMNS + EXTRA_COLUMNS))
+
+
+def adjust_for_family(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``p_holm`` and ``significant`` filled from its ``p_t`` column.
+
+    The family is every point with a p-value: all strategies, segments and values in
+    ``df``. ``significant``: the 95% interval excludes zero and the Holm-adjusted p-value
+    is at most FAMILY_ALPHA (gain or loss by the sign of ``delta``). ``attrs["family_size"]``
+    holds the number of comparisons. Returns a copy.
+    """
+    p = df["p_t"].to_numpy(dtype=np.float64)
+    p_holm = holm_adjust(p)
+    outside = (df["ci_low"].to_numpy(np.float64) > 0) | (df["ci_high"].to_numpy(np.float64) < 0)
+    out = df.assign(p_holm=p_holm, significant=outside & (p_holm <= FAMILY_ALPHA))
+    out.attrs["family_size"] = int(np.isfinite(p).sum())
+    return out
 
 
 def curve_errors(df: pd.DataFrame) -> list[str]:

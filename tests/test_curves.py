@@ -17,6 +17,7 @@ from recsys_core.curves import (
     CurveConfig,
     _Fit,
     _paired_by_draw,
+    adjust_for_family,
     cap_source_interactions,
     parse_values,
     subsample_warm_users,
@@ -204,6 +205,32 @@ def test_curve_output_columns_rows_and_determinism(scn):
     # (pooled over 2 draws of 10 users each: at most 20 distinct users)
     w = df[(df["value"] == 10) & (df["segment"] == "warm_users")]
     assert ((w["n_users"] > 10) & (w["n_users"] <= 20)).all()
+    # every point with an estimate is in the family: Holm's p never below the raw one
+    ok = df["delta"].notna()
+    assert df.loc[ok, "p_t"].notna().all() and df.attrs["family_size"] == ok.sum()
+    assert (df.loc[ok, "p_holm"] >= df.loc[ok, "p_t"]).all()
+    # a model against itself: the paired t-test's p is 1, and nothing is claimed
+    assert (df.loc[same.index, "p_t"] == 1.0).all()
+    assert not df.loc[same.index, "significant"].any()
+
+
+def test_family_correction_on_a_hand_computed_case():
+    # Holm on (0.01, 0.04, 0.03, NaN): sorted 0.01, 0.03, 0.04 times 3, 2, 1 gives
+    # 0.03, 0.06, 0.04 -> running maximum 0.03, 0.06, 0.06; NaN is not counted.
+    df = pd.DataFrame(
+        {
+            "delta": [0.05, -0.02, 0.01, np.nan],
+            "ci_low": [0.01, -0.04, -0.01, np.nan],
+            "ci_high": [0.09, -0.001, 0.03, np.nan],
+            "p_t": [0.01, 0.04, 0.03, np.nan],
+        }
+    )
+    out = adjust_for_family(df)
+    assert np.allclose(out["p_holm"], [0.03, 0.06, 0.06, np.nan], equal_nan=True)
+    # a gain that holds; a loss whose interval is off zero but fails the correction; an
+    # interval on zero whatever its p; no estimate
+    assert out["significant"].tolist() == [True, False, False, False]
+    assert out.attrs["family_size"] == 3 and "p_holm" not in df.columns
 
 
 def test_curve_draws_repeat_by_seed(scn):
@@ -304,6 +331,8 @@ def test_cli_json_prints_one_object_per_point(toy_files, capsys):
     assert {r["value"] for r in recs} == {10, "all"}
     assert {r["source_history"] for r in recs} == {"all"}
     assert all(r["baseline"] in ("popularity", "target-only") for r in recs)
+    assert all(isinstance(r["significant"], bool) for r in recs)
+    assert all(r["p_holm"] is None or r["p_holm"] >= r["p_t"] for r in recs)
 
 
 def test_each_fit_is_announced_and_finished_points_survive_a_stop(scn):
@@ -365,3 +394,30 @@ def test_the_estimate_is_the_typical_run_times_the_fits(tmp_path):
     rid = store.create_run("fusion", "s", {}, "fp")
     store.finish(rid, [], {"encode_text": 50.0, "load": 5.0, "fit": 20.0, "total": 75.0})
     assert estimate_curve_seconds(store, ["fusion"], [], 1, 1).per_fit == {"fusion": 20.0}
+
+
+def test_cli_text_stars_only_what_survives_the_correction():
+    from recsys_core.cli.curve import format_curve
+
+    df = pd.DataFrame(
+        {
+            "factor": "warm_users",
+            "value": [10, 30, "all"],
+            "strategy": "mapping",
+            "segment": "all",
+            "metric": "ndcg",
+            "k": 10,
+            "delta": [0.08, 0.05, 0.0],
+            "ci_low": [0.03, 0.01, -0.03],
+            "ci_high": [0.13, 0.09, 0.03],
+            "p_t": [1e-4, 0.04, 1.0],  # Holm over 3: 3e-4, 0.08, 1.0
+            "baseline": "target-only",
+            "baseline_rule": "validation",
+            "n_users": 40,
+            "source_history": "all",
+            "scenario": "hand",
+        }
+    )
+    rows = [x for x in format_curve(df).splitlines() if "mapping" in x]
+    assert ["*" in x for x in rows] == [True, False, False]
+    assert "Holm's correction for the 3 comparisons" in format_curve(df)

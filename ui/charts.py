@@ -579,6 +579,9 @@ def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
     ``curve``: :func:`recsys_core.curves.what_if_curve` output (factor, value, strategy,
     segment, metric, k, delta, ci_low, ci_high, baseline, x, n_users, ...).
     """
+    from ui.curve_text import with_family
+
+    curve = with_family(curve)
     segs = segment_order(curve["segment"])
     n = max(len(segs), 1)
     cols = min(columns, n)
@@ -636,7 +639,8 @@ def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
                 row=r,
                 col=c,
             )
-            excl = (g["ci_low"] > 0) | (g["ci_high"] < 0)
+            # filled: claimed (interval off zero and it survives Holm's correction)
+            claimed = g["significant"].astype(bool)
             fig.add_scatter(
                 x=g["_x"],
                 y=g["delta"],
@@ -645,7 +649,7 @@ def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
                 line=dict(color=col, width=2.5),
                 marker=dict(
                     size=9,
-                    color=[col if e else "white" for e in excl],
+                    color=[col if e else "white" for e in claimed],
                     line=dict(color=col, width=2),
                 ),
                 legendgroup=name,
@@ -657,13 +661,15 @@ def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
                         g["ci_high"],
                         g["baseline"].fillna("none").astype(str),
                         g["n_users"],
+                        g["p_holm"],
                     ],
                     axis=1,
                 ),
                 hovertemplate=(
                     f"{name}, {segment_label(seg)}<br>value %{{customdata[0]}}: "
                     "Δ %{y:+.4f} [%{customdata[1]:+.4f}, %{customdata[2]:+.4f}]"
-                    "<br>vs %{customdata[3]}, %{customdata[4]} users<extra></extra>"
+                    "<br>vs %{customdata[3]}, %{customdata[4]} users"
+                    "<br>Holm-adjusted p %{customdata[5]:.3g}<extra></extra>"
                 ),
                 row=r,
                 col=c,

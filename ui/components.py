@@ -20,7 +20,7 @@ module-level variable.
 from __future__ import annotations
 
 from recsys_core.data.item_table import item_frame, item_frame_from_artifact
-from ui.curve_text import curve_verdict, value_phrase
+from ui.curve_text import curve_verdict, family_note, value_phrase
 from ui.messages import PAGES, empty_state, page_header, show_error, show_flash
 from ui.options import field_docs, option_hints, option_widgets, parse_values, seed
 from ui.report import html_report
@@ -41,6 +41,7 @@ __all__ = [
     "curve_verdict",
     "done_runs",
     "empty_state",
+    "family_note",
     "field_docs",
     "file_columns",
     "html_report",

@@ -24,6 +24,7 @@ from ui import charts, state
 from ui.components import (
     curve_verdict,
     empty_state,
+    family_note,
     page_header,
     seed,
     show_error,
@@ -363,9 +364,9 @@ def show_curve(df) -> None:
     st.plotly_chart(charts.what_if_curve(df), theme=None, key="whatif_fig")
     st.caption(
         f"Δ = strategy minus the best target-only baseline at each point, "
-        f"{str(r0['metric']).upper()}@{int(r0['k'])}, 95% paired bootstrap interval (band); "
-        "filled markers: the interval excludes zero. Source history: "
-        f"{r0['source_history']}. Hover a point for its baseline and number of users."
+        f"{str(r0['metric']).upper()}@{int(r0['k'])}, 95% paired bootstrap interval (band). "
+        f"{family_note(df)} Source history: {r0['source_history']}. Hover a point for its "
+        "baseline, number of users and adjusted p-value."
     )
     errs = curve_errors(df)
     if errs:

@@ -93,10 +93,12 @@ def point_records(df) -> list[dict]:
 
 def format_curve(df) -> str:
     """A text table per segment: value, strategy, delta [95% CI] against the baseline."""
-    from recsys_core.curves import curve_errors
+    from recsys_core.curves import adjust_for_family, curve_errors
 
     if df.empty:
         return "no points (nothing was evaluated)"
+    if "significant" not in df.columns:  # a frame not made by what_if_curve
+        df = adjust_for_family(df)
     r0 = df.iloc[0]
     lines = [
         f"what-if curve on {r0['scenario']} (source history: {r0['source_history']}): "
@@ -108,7 +110,7 @@ def format_curve(df) -> str:
             if math.isnan(r["delta"]):
                 est = "no estimate"
             else:
-                star = " *" if (r["ci_low"] > 0 or r["ci_high"] < 0) else ""
+                star = " *" if r["significant"] else ""
                 est = f"{r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]{star}"
             lines.append(
                 f"  {r['factor']}={r['value']!s:>5}  {r['strategy']:12s} {est:34s} "
@@ -118,7 +120,11 @@ def format_curve(df) -> str:
     if errs:
         lines.append("\nmissing points:")
         lines += [f"  {e}" for e in errs]
-    lines.append("\n* the 95% interval excludes zero")
+    n = int(df["p_t"].notna().sum())
+    lines.append(
+        f"\n* the 95% interval excludes zero and the point holds after Holm's correction "
+        f"for the {n} comparisons above (5% family-wise error rate)"
+    )
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tests.app.conftest import displayed, texts
 from ui import charts, state
-from ui.components import curve_verdict
+from ui.components import curve_verdict, family_note
 
 
 def open_whatif(at):
@@ -23,20 +23,22 @@ def open_whatif(at):
 
 
 def hand_curve() -> pd.DataFrame:
-    """Two strategies on two segments: mapping gains at 10 and 30 warm users, its interval
-    includes zero from 100 on; fine-tune never gains measurably."""
+    """Two strategies on two segments: mapping gains at 10 and 30 warm users (p small
+    enough to survive Holm over the 16 points), its interval includes zero from 100 on;
+    fine-tune never gains measurably."""
     rows = []
     for seg in ("all", "cold_users_k0"):
-        for v, d, lo, hi in [
-            (10, 0.08, 0.03, 0.13),
-            (30, 0.05, 0.01, 0.09),
-            (100, 0.01, -0.02, 0.04),
-            ("all", 0.00, -0.03, 0.03),
+        for v, d, lo, hi, p in [
+            (10, 0.08, 0.03, 0.13, 1e-6),
+            (30, 0.05, 0.01, 0.09, 1e-4),
+            (100, 0.01, -0.02, 0.04, 0.4),
+            ("all", 0.00, -0.03, 0.03, 1.0),
         ]:
-            rows.append(("mapping", seg, v, d, lo, hi))
+            rows.append(("mapping", seg, v, d, lo, hi, p))
         for v in (10, 30, 100, "all"):
-            rows.append(("fine-tune", seg, v, 0.0, -0.01, 0.01))
-    df = pd.DataFrame(rows, columns=["strategy", "segment", "value", "delta", "ci_low", "ci_high"])
+            rows.append(("fine-tune", seg, v, 0.0, -0.01, 0.01, 1.0))
+    cols = ["strategy", "segment", "value", "delta", "ci_low", "ci_high", "p_t"]
+    df = pd.DataFrame(rows, columns=cols)
     return df.assign(
         factor="warm_users",
         metric="ndcg",
@@ -53,11 +55,11 @@ def test_caption_says_where_the_interval_first_includes_zero() -> None:
     lines = curve_verdict(hand_curve())
     assert lines == [
         "**All users** · mapping: gains +0.0800 [+0.0300, +0.1300] at 10 warm users; "
-        "the interval first includes zero at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
+        "the gain is no longer measurable at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
         "**All users** · fine-tune: no measurable gain at any value (every 95% interval "
         "includes zero).",
         "**Cold users, k = 0** · mapping: gains +0.0800 [+0.0300, +0.1300] at 10 warm users; "
-        "the interval first includes zero at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
+        "the gain is no longer measurable at 100 warm users (+0.0100 [-0.0200, +0.0400]).",
         "**Cold users, k = 0** · fine-tune: no measurable gain at any value (every 95% "
         "interval includes zero).",
     ]
@@ -79,16 +81,39 @@ def test_caption_for_a_loss_and_for_source_interactions() -> None:
             "delta": [-0.05, 0.0, 0.04],
             "ci_low": [-0.08, -0.02, 0.01],
             "ci_high": [-0.01, 0.03, 0.07],
+            "p_t": [1e-4, 0.9, 1e-4],
             "x": [0.0, 2.5, 7.25],
         }
     )
     (line,) = curve_verdict(df)
     assert line == (
-        "**Cold users, k = 0** · mapping: the interval first includes zero at 3 source "
+        "**Cold users, k = 0** · mapping: no measurable difference first at 3 source "
         "interactions (+0.0000 [-0.0200, +0.0300]); a gain is measurable first at all source "
         "interactions (≈7.2 per cold user) (+0.0400 [+0.0100, +0.0700]). Worse than the "
         "baseline at 0 source interactions."
     )
+
+
+def test_an_interval_off_zero_by_chance_is_not_called_a_gain() -> None:
+    # 16 points: at 30 warm users mapping's interval excludes zero with p = 0.01, which
+    # Holm's correction for 16 comparisons (0.05 / 16 = 0.003 for the smallest) rejects.
+    df = hand_curve()
+    df.loc[df["strategy"] == "mapping", "p_t"] = [0.2, 0.01, 0.4, 1.0] * 2
+    lines = curve_verdict(df)
+    assert lines[0] == (
+        "**All users** · mapping: no measurable gain at any value. The interval excludes "
+        "zero at 10 warm users (+0.0800 [+0.0300, +0.1300]), 30 warm users (+0.0500 "
+        "[+0.0100, +0.0900]), but not after Holm's correction for 16 comparisons."
+    )
+    # the same p on a single-point curve is a gain: the correction scales with the family
+    one = df[(df["strategy"] == "mapping") & (df["segment"] == "all") & (df["value"] == 30)]
+    (line,) = curve_verdict(one)
+    assert line == "**All users** · mapping: gains +0.0500 [+0.0100, +0.0900] at 30 warm users."
+    # the chart fills no marker of the 16-point curve, and the caption names the rule
+    fig = charts.what_if_curve(df)
+    marks = [t for t in fig.data if t.mode == "lines+markers"]
+    assert all(c == "white" for t in marks for c in t.marker.color)
+    assert "Holm's correction for the 16 comparisons" in family_note(df)
 
 
 def test_curve_figure_log_axis_panels_bands_and_baseline() -> None:
@@ -106,7 +131,7 @@ def test_curve_figure_log_axis_panels_bands_and_baseline() -> None:
     m = lines[0]
     assert list(m.x) == [10, 30, 100, 500]
     assert np.allclose(m.y, [0.08, 0.05, 0.01, 0.0])
-    # Filled markers where the interval excludes zero, hollow where it includes it.
+    # Filled markers where the gain is claimed (off zero, after Holm), hollow elsewhere.
     assert list(m.marker.color)[:2] == [m.line.color] * 2
     assert list(m.marker.color)[2:] == ["white", "white"]
     # Same colour for a strategy in every panel; the band holds the interval.
