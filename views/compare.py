@@ -318,7 +318,8 @@ def time_size(full: list[dict], names: dict) -> pd.DataFrame:
 page_header(
     "Compare",
     "Metrics per segment with 95% bootstrap intervals, and paired deltas against a baseline. "
-    "A gain counts only when its interval excludes zero.",
+    "A gain counts only when it holds after correcting for the number of comparisons made, "
+    "not merely when one interval excludes zero.",
 )
 show_flash()
 store = state.store()
