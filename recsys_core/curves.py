@@ -750,12 +750,23 @@ def adjust_for_family(df: pd.DataFrame) -> pd.DataFrame:
     is at most FAMILY_ALPHA (gain or loss by the sign of ``delta``). ``attrs["family_size"]``
     holds the number of comparisons. Returns a copy.
     """
-    p = df["p_t"].to_numpy(dtype=np.float64)
-    p_holm = holm_adjust(p)
+    p_holm = holm_adjust(df["p_t"].to_numpy(dtype=np.float64))
     outside = (df["ci_low"].to_numpy(np.float64) > 0) | (df["ci_high"].to_numpy(np.float64) < 0)
     out = df.assign(p_holm=p_holm, significant=outside & (p_holm <= FAMILY_ALPHA))
-    out.attrs["family_size"] = int(np.isfinite(p).sum())
+    out.attrs["family_size"] = family_size(df)
     return out
+
+
+def with_family(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as it is when it already holds ``significant`` (what_if_curve's output),
+    else :func:`adjust_for_family` of it (a frame built elsewhere, from ``p_t``)."""
+    return df if "significant" in df.columns else adjust_for_family(df)
+
+
+def family_size(df: pd.DataFrame) -> int:
+    """Comparisons in a curve's family: its points with a p-value. Read from the column,
+    because ``attrs`` do not survive every copy of a frame."""
+    return int(np.isfinite(pd.to_numeric(df["p_t"], errors="coerce")).sum())
 
 
 def curve_errors(df: pd.DataFrame) -> list[str]:

@@ -579,7 +579,7 @@ def what_if_curve(curve: pd.DataFrame, columns: int = 3) -> go.Figure:
     ``curve``: :func:`recsys_core.curves.what_if_curve` output (factor, value, strategy,
     segment, metric, k, delta, ci_low, ci_high, baseline, x, n_users, ...).
     """
-    from ui.curve_text import with_family
+    from recsys_core.curves import with_family
 
     curve = with_family(curve)
     segs = segment_order(curve["segment"])

@@ -30,23 +30,10 @@ def value_phrase(factor: str, value: Any, x: float | None = None) -> str:
     return f"{int(value):,} source interaction" + ("" if int(value) == 1 else "s")
 
 
-def with_family(curve: pd.DataFrame) -> pd.DataFrame:
-    """``curve`` with its multiple-comparison columns (``p_holm``, ``significant``),
-    computed from ``p_t`` when a caller built the frame without them."""
-    from recsys_core.curves import adjust_for_family
-
-    return curve if "significant" in curve.columns else adjust_for_family(curve)
-
-
-def family_size(curve: pd.DataFrame) -> int:
-    """Comparisons in the curve's family: its points with a p-value (``attrs`` do not
-    survive every copy of a frame, the column does)."""
-    return int(np.isfinite(pd.to_numeric(curve["p_t"], errors="coerce")).sum())
-
-
 def family_note(curve: pd.DataFrame) -> str:
     """The rule behind every claim of the verdict and the chart, in one sentence."""
     from recsys_core.compare import FAMILY_ALPHA
+    from recsys_core.curves import family_size
 
     n = family_size(curve)
     return (
@@ -66,6 +53,7 @@ def curve_verdict(curve: pd.DataFrame) -> list[str]:
     after Holm's correction over all the curve's points (:func:`family_note`). A point
     whose interval excludes zero without surviving the correction is named as such, never
     as a gain. Markdown, segment in bold."""
+    from recsys_core.curves import family_size, with_family
     from ui.charts import segment_label, segment_order
 
     out: list[str] = []

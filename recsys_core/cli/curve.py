@@ -93,12 +93,12 @@ def point_records(df) -> list[dict]:
 
 def format_curve(df) -> str:
     """A text table per segment: value, strategy, delta [95% CI] against the baseline."""
-    from recsys_core.curves import adjust_for_family, curve_errors
+    from recsys_core.compare import FAMILY_ALPHA
+    from recsys_core.curves import curve_errors, family_size, with_family
 
     if df.empty:
         return "no points (nothing was evaluated)"
-    if "significant" not in df.columns:  # a frame not made by what_if_curve
-        df = adjust_for_family(df)
+    df = with_family(df)
     r0 = df.iloc[0]
     lines = [
         f"what-if curve on {r0['scenario']} (source history: {r0['source_history']}): "
@@ -120,10 +120,10 @@ def format_curve(df) -> str:
     if errs:
         lines.append("\nmissing points:")
         lines += [f"  {e}" for e in errs]
-    n = int(df["p_t"].notna().sum())
     lines.append(
         f"\n* the 95% interval excludes zero and the point holds after Holm's correction "
-        f"for the {n} comparisons above (5% family-wise error rate)"
+        f"for the {family_size(df)} comparisons above ({FAMILY_ALPHA:.0%} family-wise error "
+        "rate)"
     )
     return "\n".join(lines)
 
