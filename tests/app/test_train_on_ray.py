@@ -37,14 +37,19 @@ def open_train(at):
     return at
 
 
-def pick_three(at, epochs: str) -> None:
-    """popularity, target-only and EASE, no suite, an id-only model (no text model)."""
+def pick_three(at, epochs: str, patience: str = "1000", batch: str = "") -> None:
+    """popularity, target-only and EASE, no suite, an id-only model (no text model).
+
+    ``patience`` "0" never stops early: a job that must still be training when Cancel
+    arrives cannot end at its validation peak plus ``patience`` epochs; a small ``batch``
+    makes each epoch many steps."""
     at.checkbox(key="train_pick_fine-tune").uncheck()
     at.checkbox(key="train_pick_ease").check()
     at.checkbox(key="train_suite").uncheck()
     at.selectbox(key="train_set_model").set_value("bpr-mf")
     at.text_input(key="train_set_epochs").input(epochs)
-    at.text_input(key="train_set_patience").input("1000")  # no early stop: Cancel stops it
+    at.text_input(key="train_set_patience").input(patience)
+    at.text_input(key="train_set_batch_size").input(batch)
     at.select_slider(key="train_nboot").set_value(100)
     at.run()
 
@@ -73,7 +78,11 @@ def test_with_ray_address_the_app_trains_on_ray_and_cancels(
     assert len([c for c in texts(at, "caption") if c.startswith("NDCG@10 (all users)")]) == 3
 
     # a long job: live progress in the panel, then Cancel
-    pick_three(at, "10000")  # BPR-MF's epochs on the tiny data take milliseconds
+    # BPR-MF's epochs on the tiny data take milliseconds. With patience 1000 the run ended
+    # 1000 epochs after its validation peak (the whole job 9 s on a 2-core CPU), and once
+    # (CI, stop 19) before Cancel reached it ('done' == 'cancelled'). Patience 0 trains all
+    # 10,000 epochs, and batches of 16 make that about a minute.
+    pick_three(at, "10000", patience="0", batch="16")
     at.button(key="train_go").click().run()
     slow = jm.jobs()[0]
     deadline = time.monotonic() + 120
