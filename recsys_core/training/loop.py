@@ -76,8 +76,10 @@ class TrainConfig:
     every CPU. Plain BPR-MF on a CPU always keeps its float32 closed-form step."""
     sparse_adam: bool = False
     """ids-only BPR (BPR-MF) only: lazy Adam that updates just the rows each batch touched
-    (optim.RowAdam). Much faster on large tables; off by default because it is not the
-    dense Adam of RecBole's published settings."""
+    (optim.RowAdam); off by default because it is not the dense Adam of RecBole's
+    published settings. It was several times faster at 10M interactions before dense Adam
+    became one fused kernel (issue 13); now dense Adam is as fast on a CPU
+    (docs/design.md, the 10M bench)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 10_000:
