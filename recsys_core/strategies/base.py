@@ -181,8 +181,8 @@ class ModelSettings:
                 "auto: two-tower matrix products in bfloat16 where the device computes it "
                 "natively (a CUDA GPU, a CPU with AVX512-BF16 or AMX), weights and sums in "
                 "float32. On the demo a two-tower epoch 0.88 -> 0.71 s, and over three split "
-                "seeds no segment's NDCG@10 moved by more than 0.72 of its 95% half-width "
-                "(docs/design.md). float32: the same numbers on every machine."
+                "seeds no segment's NDCG@10 moved by more than 0.72 times the half width of "
+                "its 95% interval (docs/design.md). float32: the same numbers on every machine."
             )
         },
     )
