@@ -83,8 +83,8 @@ class RowAdam(Adam):
     keep moving them with decaying momentum; bias correction uses the global step, as
     TensorFlow's LazyAdam and ``torch.optim.SparseAdam`` do. A step then touches the
     batch's rows, not the table; on a CPU that no longer wins time: at 687k users x 64 the
-    fused dense step is as fast (docs/design.md, the 10M bench). When every row is touched at every step it equals :class:`Adam`,
-    whose state (and dense ``step``) it shares.
+    fused dense step is as fast (docs/design.md, the 10M bench). When every row is touched
+    at every step it equals :class:`Adam`, whose state (and dense ``step``) it shares.
     """
 
     @torch.no_grad()

@@ -332,7 +332,7 @@ def test_cancel_from_the_app_cancels_the_ray_tasks(local_ray, tmp_path, scn):
 
     # bpr-mf reads no text (no text model loads). 500 epochs took 5 s here, a small margin
     # for Cancel to land in (the app's Ray test lost that race once in CI): 10,000 epochs
-    # with patience 0 (never stop early) train for minutes unless cancelled.
+    # with patience 0 (never stop early) take well over a minute unless cancelled.
     slow = ModelSettings(model="bpr-mf", dim=8, epochs=10_000, batch_size=16, patience=0)
     req = request("popularity", "target-only", settings=slow)
     from recsys_core.runs.jobs import needs_text
